@@ -1,0 +1,39 @@
+"""Command line: ``python -m helpers COMMAND``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, function, one-line help); each function takes argv and returns an exit code
+COMMANDS = {
+    "run": ("helpers.runner", "run_main", "execute every notebook in order (papermill) into runs/"),
+    "refresh": ("helpers.runner", "refresh_main", "re-execute the notebooks in place on the CPU (stored outputs)"),
+    "bench": ("helpers.bench", "main", "time the plain and the fast training recipes side by side"),
+    "student": ("helpers.classroom", "student_main", "write the student edition (solutions removed)"),
+    "html": ("helpers.classroom", "html_main", "write self-contained HTML handouts and an index"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m helpers COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "python -m helpers COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function, _ = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    return int(getattr(module, function)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,61 @@
+"""Figures the notebooks share: sample grids of Fashion-MNIST images."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from .data import CLASSES_ZH
+
+
+def show_images(
+    images: Sequence[torch.Tensor],
+    titles: Sequence[str],
+    ncols: int = 3,
+    suptitle: Optional[str] = None,
+    cell_size: float = 2.4,
+) -> plt.Figure:
+    """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title."""
+    if len(images) != len(titles):
+        raise ValueError(f"got {len(images)} images but {len(titles)} titles; give one title per image")
+    if len(images) == 0:
+        raise ValueError("no images to show")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1; got {ncols}")
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size * ncols, cell_size * nrows + 0.4),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image.detach().cpu().squeeze(), cmap="gray")
+        ax.set_title(title, fontsize=12)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(
+    dataset,
+    rows: int = 3,
+    cols: int = 3,
+    seed: int = 0,
+    class_names: Sequence[str] = CLASSES_ZH,
+    suptitle: Optional[str] = None,
+) -> plt.Figure:
+    """Show ``rows * cols`` images drawn at random (seeded) from a dataset of (image, label)."""
+    if rows < 1 or cols < 1:
+        raise ValueError(f"rows and cols must be at least 1; got rows={rows}, cols={cols}")
+    if len(dataset) < rows * cols:
+        raise ValueError(f"the dataset has {len(dataset)} items, fewer than rows * cols = {rows * cols}")
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(len(dataset), generator=generator)[: rows * cols].tolist()
+    images, titles = [], []
+    for i in indices:
+        image, label = dataset[i]
+        images.append(image)
+        titles.append(class_names[int(label)])
+    return show_images(images, titles, ncols=cols, suptitle=suptitle)
