@@ -4,13 +4,16 @@
 package also sets matplotlib up to draw Chinese text.
 """
 
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import CLASSES, CLASSES_ZH, RAW_FILES, DatasetMissingError, fashion_mnist
+from .data import TensorLoader, load_tensors
 from .device import get_device
 from .fonts import use_chinese_font
 from .model import NeuralNetwork
 from .params import check_parameter, setup
 from .plots import sample_grid, show_images
 from .reproducibility import seed_everything
+from .training import fit, predict, test_loop, train_loop
 
 use_chinese_font()
 
@@ -18,14 +21,23 @@ __all__ = [
     "CLASSES",
     "CLASSES_ZH",
     "RAW_FILES",
+    "CheckpointError",
     "DatasetMissingError",
     "NeuralNetwork",
+    "TensorLoader",
     "check_parameter",
     "fashion_mnist",
+    "fit",
     "get_device",
+    "load_checkpoint",
+    "load_tensors",
+    "predict",
     "sample_grid",
+    "save_checkpoint",
     "seed_everything",
     "setup",
     "show_images",
+    "test_loop",
+    "train_loop",
     "use_chinese_font",
 ]

@@ -111,12 +111,26 @@ def run_notebook(
         status = "ok"
     except PapermillExecutionError as exc:
         status = "failed"
-        error = f"cell {exc.cell_index} (execution count {exc.exec_count}): {exc.ename}: {exc.evalue}"
+        error = f"{_describe_cell(output, exc.exec_count)}: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel died, bad notebook, ...
         status = "failed"
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
     return RunResult(path.name, status, seconds, device, output, error, params)
+
+
+def _describe_cell(executed: Path, exec_count: Optional[int]) -> str:
+    """Name a failed cell as the reader sees it in the source: 'code cell N (first line)'."""
+    try:
+        cells = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+                 and "injected-parameters" not in c.metadata.get("tags", [])]
+    except Exception:
+        return f"the cell with execution count {exec_count}"
+    for number, cell in enumerate(cells, 1):
+        if cell.get("execution_count") == exec_count:
+            first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+            return f"code cell {number} ({first_line[:60]!r})"
+    return f"the cell with execution count {exec_count}"
 
 
 def format_table(results: Sequence[RunResult]) -> str:
@@ -139,12 +153,15 @@ def run_series(
     out_dir: Path = DEFAULT_OUT,
     progress_bar: bool = True,
     echo=print,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
 ) -> list[RunResult]:
     """Run the selected notebooks in order, each with ``device`` and the given parameters."""
     from .device import get_device
 
     get_device(device)  # fail before any notebook starts: unknown or unavailable device
-    notebooks = select_notebooks(only)
+    notebooks = select_notebooks(only, notebooks_dir)
+    if not notebooks:
+        raise ValueError(f"no notebooks (NN_name.ipynb) found in {notebooks_dir}")
     params = dict(parameters or {})
     params["device"] = device
     unknown = set(params) - set().union(*(notebook_parameters(p) for p in notebooks))
@@ -226,6 +243,8 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
 def _parse_args(argv: Sequence[str], command: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m helpers {command}")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. --only 03 06)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
+                        help="folder of the notebooks (default: notebooks/; e.g. a student edition)")
     if command == "run":
         parser.description = "Execute every notebook in order with papermill into an output folder."
         parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps or xpu")
@@ -246,7 +265,8 @@ def run_main(argv: Sequence[str]) -> int:
         print("error: give the device with --device, not -p device", file=sys.stderr)
         return 2
     try:
-        results = run_series(args.device, args.only, params, args.out, progress_bar=not args.no_progress)
+        results = run_series(args.device, args.only, params, args.out, progress_bar=not args.no_progress,
+                             notebooks_dir=args.notebooks)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -268,7 +288,7 @@ def refresh_main(argv: Sequence[str]) -> int:
     args = _parse_args(argv, "refresh")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # stored outputs are made on the CPU
     try:
-        notebooks = select_notebooks(args.only)
+        notebooks = select_notebooks(args.only, args.notebooks)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,463 @@
+"""Classroom kit: the student edition (solutions removed) and self-contained HTML handouts.
+
+``python -m helpers student --out DIR`` writes every notebook with each code cell
+tagged ``solution`` replaced by an empty exercise cell; everything else (prose,
+stored outputs, figures) stays as it is. An author can leave something for the
+student inside a solution cell:
+
+- a comment line ``# 提示: ...`` (or ``# Hint: ...``) is kept as a hint;
+- everything after a line that reads only ``# 检查 check`` is kept as a check the
+  student runs after writing their code (asserts on the result; it must not give
+  the answer away).
+
+``python -m helpers html --out DIR`` writes one HTML page per notebook plus an
+``index.html``. Pages need nothing from the network: figures are data URIs, the
+styles are inlined, and formulas are converted to MathML on our side (with
+``latex2mathml``), which browsers draw natively; nbconvert's default would load
+MathJax from a CDN and show raw ``$...$`` offline. A formula that cannot be
+converted is shown as its TeX source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import html
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import jinja2
+import nbformat
+from latex2mathml.converter import convert
+from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+from .runner import NOTEBOOKS_DIR, list_notebooks, select_notebooks
+
+SOLUTION_TAG = "solution"
+EXERCISE_TAG = "exercise"
+EXERCISE_TODO = "# TODO: 按上面的练习说明, 在这里写你的代码 (write your code for the exercise above)"
+CHECK_INTRO = "# 写完后运行本单元格: 下面的检查通过, 说明结果对了 (the check below passes when your result is right)"
+
+_HINT_LINE = re.compile(r"^\s*#\s*(提示|hint)\b.*?[:：]", re.IGNORECASE)
+_CHECK_MARKER = re.compile(r"^\s*#\s*(检查(\s*check)?|check)\s*[:：]?\s*$", re.IGNORECASE)
+_SERIES_LINK = re.compile(r'href="(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
+_NAV_LINE = re.compile(r"^(上一节|下一节)")
+
+
+# ---------------------------------------------------------------- student edition
+
+
+def exercise_source(solution: str) -> str:
+    """The student's version of a solution cell: a TODO line, the author's hints, the author's check."""
+    lines = solution.splitlines()
+    check_at = next((i for i, line in enumerate(lines) if _CHECK_MARKER.match(line)), len(lines))
+    hints = [line.strip() for line in lines[:check_at] if _HINT_LINE.match(line)]
+    check = "\n".join(lines[check_at + 1:]).strip("\n")
+    parts = [EXERCISE_TODO, *hints]
+    if check:
+        parts += ["", "", CHECK_INTRO, check]
+    return "\n".join(parts) + "\n"
+
+
+def kept_solution_lines(solution: str) -> set[str]:
+    """The stripped lines of a solution cell that ``exercise_source`` hands to the student."""
+    return {line.strip() for line in exercise_source(solution).splitlines()}
+
+
+def is_solution(cell: nbformat.NotebookNode) -> bool:
+    """True for a code cell tagged ``solution``."""
+    return cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", [])
+
+
+def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` in which every solution cell is an empty exercise cell without outputs."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell.source = exercise_source(cell.source)
+            cell.outputs = []
+            cell.execution_count = None
+            tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]
+            cell.metadata["tags"] = tags + ([EXERCISE_TAG] if EXERCISE_TAG not in tags else [])
+    return nb
+
+
+def without_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with the solution cells removed."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [cell for cell in nb.cells if not is_solution(cell)]
+    return nb
+
+
+def check_out_dir(out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+    """Resolve ``out_dir``; refuse a folder inside the source notebooks' folder."""
+    out, sources = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
+    if out == sources or sources in out.parents:
+        raise ValueError(
+            f"--out {out_dir} is inside the source folder {sources.name}/; the sources must stay as they are. "
+            "Choose a folder next to it instead, e.g. --out student or --out build/handouts"
+        )
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file, so no reader sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_student_edition(
+    out_dir: Path, only: Optional[Sequence[str]] = None, notebooks_dir: Path = NOTEBOOKS_DIR
+) -> list[Path]:
+    """Write the student edition of the selected notebooks into ``out_dir``; return the files written."""
+    out = check_out_dir(out_dir, notebooks_dir)
+    written = []
+    for path in select_notebooks(only, notebooks_dir):
+        nb = student_notebook(nbformat.read(path, as_version=4))
+        nbformat.validate(nb)
+        target = out / path.name
+        write_atomic(target, nbformat.writes(nb))
+        written.append(target)
+    return written
+
+
+# ---------------------------------------------------------------- HTML handouts
+
+FONT_STACK = (
+    'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", '
+    '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", sans-serif'
+)
+CODE_FONT_STACK = (
+    'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", "Noto Sans Mono CJK SC", '
+    '"Microsoft YaHei", "PingFang SC", monospace'
+)
+MATH_FONT_STACK = '"Latin Modern Math", "STIX Two Math", "Cambria Math", "DejaVu Math TeX Gyre", math'
+
+HANDOUT_CSS = f"""
+:root {{
+  --jp-content-font-family: {FONT_STACK};
+  --jp-ui-font-family: {FONT_STACK};
+  --jp-code-font-family: {CODE_FONT_STACK};
+}}
+body {{ font-family: {FONT_STACK}; }}
+math {{ font-family: {MATH_FONT_STACK}; font-size: 1.1em; }}
+math[display="block"] {{ margin: 0.6em 0; }}
+code.tex-source {{ white-space: pre-wrap; }}
+main {{ max-width: 1100px; margin: 0 auto; }}
+"""
+
+# The lab template without anything fetched from the network (require.js, MathJax, Mermaid, widgets).
+HANDOUT_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">{{ resources.handout_css }}</style>
+{%- endblock html_head_css -%}
+"""
+
+
+def latex_to_html(tex: str, display: bool = False) -> str:
+    """MathML for a TeX formula; the escaped TeX source where it cannot be converted."""
+    try:
+        mathml = convert(tex.strip(), display="block" if display else "inline")
+    except Exception:  # latex2mathml raises many kinds of errors on input it does not know
+        delim = "$$" if display else "$"
+        return f'<code class="tex-source">{html.escape(delim + tex + delim)}</code>'
+    return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)
+
+
+class MathMLRenderer(IPythonRenderer):
+    """nbconvert's Markdown renderer, with formulas turned into MathML instead of left for MathJax."""
+
+    def block_math(self, body: str) -> str:
+        return latex_to_html(body, display=True)
+
+    def inline_math(self, body: str) -> str:
+        return latex_to_html(body, display=False)
+
+    def latex_environment(self, name: str, body: str) -> str:
+        return latex_to_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+
+def markdown_to_html(source: str, path: str = "", attachments: Optional[dict] = None) -> str:
+    """Markdown (with math) to HTML as the handouts show it; images next to ``path`` are embedded."""
+    renderer = MathMLRenderer(escape=False, embed_images=True, path=path, attachments=attachments)
+    return MarkdownWithMath(renderer=renderer).render(source)
+
+
+class HandoutExporter(HTMLExporter):
+    """The lab HTML template, offline: MathML formulas, embedded images, no scripts from a CDN."""
+
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        path = context.get("resources", {}).get("metadata", {}).get("path", "")
+        return markdown_to_html(source, path, cell.get("attachments", {}))
+
+
+def _exporter() -> HandoutExporter:
+    return HandoutExporter(
+        template_name="lab",
+        template_file="handout.html.j2",
+        extra_loaders=[jinja2.DictLoader({"handout.html.j2": HANDOUT_TEMPLATE})],
+        embed_images=True,
+        language_code="zh",
+    )
+
+
+@dataclass
+class NotebookInfo:
+    """What the index shows for one notebook."""
+
+    name: str  # file stem, e.g. 03_build_model
+    title: str  # from the first heading, e.g. 03 构建神经网络 Build the Model
+    summary: str  # the first paragraph after the heading, Markdown
+
+
+def notebook_info(path: Path, nb: Optional[nbformat.NotebookNode] = None) -> NotebookInfo:
+    """Title and one-line summary from the notebook's first Markdown cell."""
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
+    first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+    title, summary = path.stem, ""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", first) if p.strip()]
+    if paragraphs and paragraphs[0].startswith("#"):
+        title = paragraphs.pop(0).splitlines()[0].lstrip("#").strip()
+    for p in paragraphs:
+        if not p.startswith("#") and not _NAV_LINE.match(p):
+            summary = " ".join(line.strip() for line in p.splitlines())
+            break
+    return NotebookInfo(path.stem, title, summary)
+
+
+def notebook_html(nb: nbformat.NotebookNode, title: str, notebook_dir: Path) -> str:
+    """One self-contained HTML page for a notebook; links to sibling notebooks point at their pages."""
+    resources = {
+        "metadata": {"name": title, "path": str(notebook_dir)},
+        "handout_css": HANDOUT_CSS,
+    }
+    body, _ = _exporter().from_notebook_node(nb, resources=resources)
+    return _SERIES_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+
+
+def _inline_html(markdown: str) -> str:
+    rendered = markdown_to_html(markdown).strip()
+    return re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.DOTALL)
+
+
+def index_html(infos: Sequence[NotebookInfo], available: set[str]) -> str:
+    """The handouts' index page: the series in order, one line per notebook (linked where its page exists)."""
+    items = []
+    for info in infos:
+        title = html.escape(info.title)
+        head = f'<a href="{info.name}.html">{title}</a>' if info.name in available else f"{title} (未生成 not generated)"
+        summary = f'<span class="summary">{_inline_html(info.summary)}</span>' if info.summary else ""
+        items.append(f"  <li>{head}{' — ' + summary if summary else ''}</li>")
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="zh">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
+            "<title>PyTorch 入门教程 讲义 Handouts</title>",
+            "<style>",
+            f"body {{ font-family: {FONT_STACK}; max-width: 60em; margin: 2em auto; padding: 0 1em; "
+            "line-height: 1.7; color: #222; }",
+            f"code {{ font-family: {CODE_FONT_STACK}; background: #f3f3f3; padding: 0 0.2em; }}",
+            f"math {{ font-family: {MATH_FONT_STACK}; }}",
+            "li { margin: 0.5em 0; } a { font-weight: bold; } .summary { color: #444; }",
+            "</style>",
+            "</head>",
+            "<body>",
+            "<h1>PyTorch 入门教程 讲义 Handouts</h1>",
+            "<p>按顺序学习; 每页是一节完整的课 (含输出和图), 不需要联网即可阅读。</p>",
+            "<ol>",
+            *items,
+            "</ol>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def write_handouts(
+    out_dir: Path,
+    only: Optional[Sequence[str]] = None,
+    hide_solutions: bool = False,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> list[Path]:
+    """Write HTML pages for the selected notebooks and an index of the whole series; return the files written."""
+    out = check_out_dir(out_dir, notebooks_dir)
+    written = []
+    for path in select_notebooks(only, notebooks_dir):
+        nb = nbformat.read(path, as_version=4)
+        if hide_solutions:
+            nb = without_solutions(nb)
+        page = notebook_html(nb, notebook_info(path, nb).title, path.parent)
+        target = out / f"{path.stem}.html"
+        write_atomic(target, page)
+        written.append(target)
+    series = list_notebooks(notebooks_dir)
+    available = {p.stem for p in series if (out / f"{p.stem}.html").is_file()}
+    index = out / "index.html"
+    write_atomic(index, index_html([notebook_info(p) for p in series], available))
+    written.append(index)
+    return written
+
+
+# ---------------------------------------------------------------- a local Jupyter server (for checks)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # kernels the server started, if any survived it
+
+
+@contextlib.contextmanager
+def local_jupyter(root_dir: Path, app: str = "server", timeout: float = 60.0) -> Iterator[tuple[str, str]]:
+    """Run ``jupyter server`` or ``jupyter lab`` on 127.0.0.1 with token auth; yield (base URL, token).
+
+    Settings, workspaces and runtime files live in a temporary folder, so the run
+    neither reads nor changes the user's Jupyter setup; the server (and its kernels)
+    is always stopped on exit.
+    """
+    if app not in ("server", "lab"):
+        raise ValueError(f"app must be 'server' or 'lab'; got {app!r}")
+    port, token = free_port(), secrets.token_hex(16)
+    home = Path(tempfile.mkdtemp(prefix="classroom-jupyter-"))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
+    env["IPYTHONDIR"] = str(home / "ipython")
+    command = [
+        sys.executable, "-m", "jupyter", app,
+        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={Path(root_dir).resolve()}",
+        "--ServerApp.terminals_enabled=False",
+    ]
+    if app == "lab":
+        command += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    log_path = home / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter {app} exited with code {process.returncode}:\n{_tail(log_path)}")
+            try:
+                request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter {app} did not answer within {timeout:.0f} s:\n{_tail(log_path)}")
+            time.sleep(0.5)
+        yield url, token
+    finally:
+        _stop(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m helpers {command}", description=description)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (must not be inside notebooks/)")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (e.g. --only 03 06)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="source folder (default: notebooks/)")
+    return parser
+
+
+def student_main(argv: Sequence[str]) -> int:
+    """``python -m helpers student``."""
+    parser = _parser("student", "Write the student edition: solution cells become empty exercise cells.")
+    args = parser.parse_args(list(argv))
+    try:
+        written = write_student_edition(args.out, args.only, args.notebooks)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        nb = nbformat.read(path, as_version=4)
+        count = sum(EXERCISE_TAG in c.metadata.get("tags", []) for c in nb.cells)
+        print(f"wrote {_relative(path)} ({count} exercise cell{'s' if count != 1 else ''})")
+    out = Path(args.out).resolve()
+    data = Path(args.notebooks).resolve().parent / "data"
+    if written and data.is_dir() and not (out.parent / "data").is_dir():
+        print(
+            f"note: the notebooks read their data from ../data; copy or link {_relative(data)} next to "
+            f"{_relative(out)} (or use an --out folder beside notebooks/, e.g. --out student)"
+        )
+    return 0
+
+
+def html_main(argv: Sequence[str]) -> int:
+    """``python -m helpers html``."""
+    parser = _parser("html", "Write self-contained HTML handouts (one page per notebook) and an index.html.")
+    parser.add_argument("--hide-solutions", action="store_true", help="leave out the cells tagged solution")
+    args = parser.parse_args(list(argv))
+    try:
+        written = write_handouts(args.out, args.only, args.hide_solutions, args.notebooks)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {_relative(path)}")
+    return 0

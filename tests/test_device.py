@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from helpers import get_device
+
+
+def test_auto_is_current_accelerator_or_cpu():
+    device = get_device("auto")
+    if torch.accelerator.is_available():
+        assert device == torch.accelerator.current_accelerator()
+    else:
+        assert device == torch.device("cpu")
+    assert get_device() == device
+
+
+@pytest.mark.parametrize("name", ["cpu", "CPU", " cpu "])
+def test_cpu_names(name):
+    assert get_device(name) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "cuda:", "cuda:x", "cuda:-1", "cpu:1", "", "auto:0", "cuda0"])
+def test_unknown_or_malformed_name_lists_accepted(name):
+    with pytest.raises(ValueError) as info:
+        get_device(name)
+    message = str(info.value)
+    for accepted in ("'auto'", "'cpu'", "'cuda'", "'cuda:N'", "'mps'", "'xpu'"):
+        assert accepted in message
+    assert repr(name) in message
+
+
+def test_non_string_is_a_value_error():
+    with pytest.raises(ValueError, match="must be a string"):
+        get_device(0)
+
+
+@pytest.mark.parametrize("kind", ["cuda", "mps", "xpu"])
+def test_unavailable_accelerator_is_a_plain_runtime_error(kind, monkeypatch):
+    import helpers.device as device_module
+
+    monkeypatch.setattr(device_module, "_accelerator_available", lambda k: False)
+    with pytest.raises(RuntimeError) as info:
+        get_device(kind)
+    message = str(info.value)
+    assert f"no {kind.upper()} device is available" in message
+    assert "device='cpu'" in message
+
+
+def test_index_out_of_range(monkeypatch):
+    import helpers.device as device_module
+
+    monkeypatch.setattr(device_module, "_accelerator_available", lambda k: True)
+    monkeypatch.setattr(device_module, "_device_count", lambda k: 2)
+    assert get_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(RuntimeError, match="only 2 CUDA device"):
+        get_device("cuda:2")
+
+
+def test_available_accelerator_without_index(monkeypatch):
+    import helpers.device as device_module
+
+    monkeypatch.setattr(device_module, "_accelerator_available", lambda k: True)
+    assert get_device("mps") == torch.device("mps")

@@ -1,0 +1,104 @@
+"""The notebooks as a whole: the series is complete, each follows the skeleton, stores clean
+outputs, and runs end to end under papermill with small parameters."""
+
+import re
+
+import nbformat
+import pytest
+
+from conftest import NOTEBOOKS, needs_data
+from helpers import runner
+
+SERIES = [
+    "01_tensors.ipynb",
+    "02_datasets_transforms.ipynb",
+    "03_build_model.ipynb",
+    "04_model_layers.ipynb",
+    "05_model_parameters.ipynb",
+    "06_training.ipynb",
+    "07_save_load.ipynb",
+]
+# Small values for the papermill run; each notebook receives only those it declares.
+SMALL = {"epochs": 1, "fast_epochs": 1, "plain_epochs": 1, "resume_epochs": 1}
+NOISE = {
+    "a memory address": re.compile(r"0x[0-9a-fA-F]{6,}"),
+    "an absolute path": re.compile(r"/tmp/|/root/|/home/|/work/|[A-Z]:\\\\"),
+    "a timestamp": re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"),
+    "a warning": re.compile(r"Warning:|WARNING"),
+}
+
+
+def load(name):
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def text_of(output) -> str:
+    if output.output_type == "stream":
+        return output.text
+    data = output.get("data", {})
+    return data.get("text/plain", "") + data.get("text/html", "")
+
+
+def test_the_series_is_complete_and_ordered():
+    assert [p.name for p in runner.list_notebooks()] == SERIES
+
+
+@pytest.fixture(params=SERIES)
+def notebook(request):
+    path = NOTEBOOKS / request.param
+    if not path.exists():
+        pytest.fail(f"{request.param} is missing")
+    return request.param, load(request.param)
+
+
+def test_skeleton(notebook):
+    name, nb = notebook
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} ")
+    links = re.findall(r"\]\((\d\d_[a-z_]+\.ipynb)\)", nb.cells[0].source)
+    index = SERIES.index(name)
+    expected = ([SERIES[index - 1]] if index > 0 else []) + ([SERIES[index + 1]] if index < len(SERIES) - 1 else [])
+    assert links == expected, "the navigation line links to the neighbouring notebooks"
+    for heading in ("学习目标", "## 小结", "## 知识检查", "## 练习", "## 延伸阅读"):
+        assert heading in markdown, f"missing {heading}"
+    assert "<details>" in markdown, "answers to 知识检查 are folded in <details>"
+    tagged = [c.metadata.get("tags", []) for c in code]
+    assert tagged[0] == ["parameters"], "the first code cell is the parameters cell"
+    assert "helpers.setup(" in code[1].source, "the cell after the parameters sets up seed and device"
+    assert sum("solution" in t for t in tagged) >= 1, "each exercise has a reference solution tagged 'solution'"
+    params = runner.notebook_parameters(NOTEBOOKS / name)
+    assert params.get("device") == "auto" and params.get("seed") == 0
+
+
+def test_stored_outputs_are_clean(notebook):
+    name, nb = notebook
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "run top to bottom (helpers refresh)"
+    for i, cell in enumerate(code, 1):
+        for out in cell.outputs:
+            assert out.output_type != "error", f"code cell {i} stores an error"
+            assert not (out.output_type == "stream" and out.name == "stderr"), f"code cell {i} writes to stderr"
+            body = text_of(out)
+            for what, pattern in NOISE.items():
+                assert not pattern.search(body), f"code cell {i} shows {what}: {pattern.search(body).group(0)!r}"
+    with_output = [c for c in code if c.outputs]
+    ignored = [c for c in with_output if runner.IGNORE_TAG in c.metadata.get("tags", [])]
+    assert len(ignored) * 5 < max(len(with_output), 1), "fewer than one in five cells may skip nbval's comparison"
+    for cell in ignored:
+        following = code[code.index(cell) + 1]
+        assert "assert" in following.source, "a cell tagged nbval-ignore-output is followed by an assert cell"
+    assert set(nb.metadata) == {"kernelspec", "language_info"}, "clean metadata (helpers refresh)"
+
+
+@needs_data
+@pytest.mark.parametrize("name", SERIES)
+def test_runs_under_papermill_with_small_parameters(name, tmp_path):
+    path = NOTEBOOKS / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing")
+    result = runner.run_notebook(path, tmp_path, {"device": "cpu", **SMALL}, progress_bar=False)
+    assert result.status == "ok", result.error
+    executed = nbformat.read(result.output, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'device = "cpu"' in injected[0].source
