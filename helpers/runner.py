@@ -7,7 +7,9 @@ import ast
 import copy
 import os
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -71,6 +73,26 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return {}
 
 
+def _kernel_manager_class():
+    """Kernel manager for executing notebooks: local IPC sockets on POSIX (no TCP, no warning about it)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self):  # absolute, so the kernel's working folder does not matter
+            return os.path.join(tempfile.gettempdir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+
+    return IPCKernelManager
+
+
 @dataclass
 class RunResult:
     notebook: str
@@ -107,6 +129,7 @@ def run_notebook(
             cwd=str(path.parent),
             progress_bar=progress_bar,
             kernel_name="python3",
+            kernel_manager_class=_kernel_manager_class(),
         )
         status = "ok"
     except PapermillExecutionError as exc:
@@ -226,6 +249,7 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        kernel_manager_class=_kernel_manager_class(),
     )
     client.execute()
     nb = _clean_metadata(nb)
