@@ -41,6 +41,7 @@ class DatasetMissingError(RuntimeError):
 
 def _missing_message(raw_dir: Path, reason: str) -> str:
     files = "\n".join(f"  - {name}" for name in RAW_FILES)
+    raw_dir = raw_dir.resolve()  # relative paths such as ../data are ambiguous in a message
     return (
         f"Fashion-MNIST is not in {raw_dir} and could not be downloaded ({reason}).\n"
         f"Put these four files (the official Fashion-MNIST release) into {raw_dir}:\n{files}\n"
