@@ -24,17 +24,18 @@ def show_images(
         raise ValueError("no images to show")
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1; got {ncols}")
+    ncols = min(ncols, len(images))  # no empty columns when there are fewer images than ncols
     nrows = -(-len(images) // ncols)
+    # constrained layout keeps each row's titles clear of the images above (tight_layout let them overlap)
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size * ncols, cell_size * nrows + 0.4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
-        ax.imshow(image.detach().cpu().squeeze(), cmap="gray")
+        ax.imshow(image.detach().cpu().squeeze().numpy(), cmap="gray")  # a tensor here warns in NumPy 2
         ax.set_title(title, fontsize=12)
     if suptitle:
         fig.suptitle(suptitle, fontsize=14)
-    fig.tight_layout()
     return fig
 
 

@@ -249,6 +249,7 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        coalesce_streams=True,  # one print may arrive in several messages under load
         kernel_manager_class=_kernel_manager_class(),
     )
     client.execute()
