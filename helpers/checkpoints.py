@@ -33,9 +33,10 @@ def save_checkpoint(
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save {path.name}: the folder {path.parent} does not exist; create it first")
-    checkpoint = {"model": model.state_dict(), **extra}
+    checkpoint = {"model": model.state_dict()}
     if optimizer is not None:
         checkpoint["optimizer"] = optimizer.state_dict()
+    checkpoint.update(extra)  # "model" and "optimizer" cannot clash: they are this function's own parameters
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -66,10 +67,10 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}; check the path, or train and save_checkpoint() first")
     checkpoint = _read(path)
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         found = sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(
-            f"{path.name} is not a save_checkpoint() file: it has no 'model' entry (found: {found}). "
+            f"{path.name} is not a save_checkpoint() file: it has no 'model' state dict (found: {found}). "
             "For a bare state dict use model.load_state_dict(torch.load(path, weights_only=True))."
         )
     _check_fits(path.name, checkpoint["model"], model)
@@ -78,7 +79,7 @@ def load_checkpoint(
             raise CheckpointError(f"{path.name} holds no optimizer state; call load_checkpoint() without an optimizer")
         try:
             optimizer.load_state_dict(checkpoint["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as exc:
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(
                 f"the optimizer state in {path.name} does not fit this optimizer ({exc}); "
                 "create the optimizer the same way as when the checkpoint was saved"
@@ -94,7 +95,7 @@ def _read(path: Path) -> Any:
     except Exception as exc:  # a damaged file can fail in many ways (EOFError, KeyError, RuntimeError, ...)
         message = str(exc)
         if "Weights only load failed" in message:
-            found = re.search(r"Unsupported (?:global|operand)[^\n.]*", message)
+            found = re.search(r"Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+", message)
             detail = f" ({found.group(0).strip()})" if found else ""
             raise CheckpointError(
                 f"refused to load {path.name}: it holds something other than tensors and plain data{detail}. "

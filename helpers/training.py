@@ -13,7 +13,7 @@ from tqdm.std import tqdm
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]  # a DataLoader, a TensorLoader, a list of (X, y)
 
 # No elapsed time or rate in the bar, so a stored notebook output is the same on every run.
-BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar:20}|{postfix}"
+BAR_FORMAT = "{desc} |{bar:20}| {n_fmt}/{total_fmt}{postfix}"
 
 
 def _device_of(model: nn.Module, device: Optional[torch.device | str]) -> torch.device:
