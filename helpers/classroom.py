@@ -21,9 +21,11 @@ converted is shown as its TeX source.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import html
+import mimetypes
 import os
 import re
 import secrets
@@ -56,6 +58,9 @@ CHECK_INTRO = "# 写完后运行本单元格: 下面的检查通过, 说明结�
 _HINT_LINE = re.compile(r"^\s*#\s*(提示|hint)\b.*?[:：]", re.IGNORECASE)
 _CHECK_MARKER = re.compile(r"^\s*#\s*(检查(\s*check)?|check)\s*[:：]?\s*$", re.IGNORECASE)
 _SERIES_LINK = re.compile(r'href="(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
+_IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc=)(["'])([^"']+)\2""", re.IGNORECASE)
+_MTEXT = re.compile(r"<mtext>.*?</mtext>", re.DOTALL)
+_TEXT_ESCAPE = re.compile(r"\\([_%&#$ {}])")
 _NAV_LINE = re.compile(r"^(上一节|下一节)")
 
 
@@ -72,11 +77,6 @@ def exercise_source(solution: str) -> str:
     if check:
         parts += ["", "", CHECK_INTRO, check]
     return "\n".join(parts) + "\n"
-
-
-def kept_solution_lines(solution: str) -> set[str]:
-    """The stripped lines of a solution cell that ``exercise_source`` hands to the student."""
-    return {line.strip() for line in exercise_source(solution).splitlines()}
 
 
 def is_solution(cell: nbformat.NotebookNode) -> bool:
@@ -140,7 +140,7 @@ def write_student_edition(
         nb = student_notebook(nbformat.read(path, as_version=4))
         nbformat.validate(nb)
         target = out / path.name
-        write_atomic(target, nbformat.writes(nb))
+        write_atomic(target, nbformat.writes(nb) + "\n")  # as nbformat.write ends a file
         written.append(target)
     return written
 
@@ -164,6 +164,7 @@ HANDOUT_CSS = f"""
   --jp-code-font-family: {CODE_FONT_STACK};
 }}
 body {{ font-family: {FONT_STACK}; }}
+.jp-RenderedHTMLCommon pre, .jp-OutputArea-output .highlight pre {{ font-family: var(--jp-code-font-family); }}
 math {{ font-family: {MATH_FONT_STACK}; font-size: 1.1em; }}
 math[display="block"] {{ margin: 0.6em 0; }}
 code.tex-source {{ white-space: pre-wrap; }}
@@ -189,6 +190,8 @@ def latex_to_html(tex: str, display: bool = False) -> str:
     except Exception:  # latex2mathml raises many kinds of errors on input it does not know
         delim = "$$" if display else "$"
         return f'<code class="tex-source">{html.escape(delim + tex + delim)}</code>'
+    # latex2mathml leaves TeX escapes such as \_ inside \text{...} as they are: fan\_in -> fan_in
+    mathml = _MTEXT.sub(lambda m: _TEXT_ESCAPE.sub(lambda e: "&amp;" if e[1] == "&" else e[1], m[0]), mathml)
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)
 
 
@@ -196,13 +199,36 @@ class MathMLRenderer(IPythonRenderer):
     """nbconvert's Markdown renderer, with formulas turned into MathML instead of left for MathJax."""
 
     def block_math(self, body: str) -> str:
+        """``$$...$$``."""
         return latex_to_html(body, display=True)
 
     def inline_math(self, body: str) -> str:
+        """``$...$``."""
         return latex_to_html(body, display=False)
 
     def latex_environment(self, name: str, body: str) -> str:
+        """``\\begin{name}...\\end{name}`` outside dollar signs."""
         return latex_to_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+    def _html_embed_images(self, html_text: str) -> str:
+        # nbconvert re-parses the whole HTML block here, which closes an open <details> early;
+        # only the src of <img> tags needs changing
+        def embed(m: re.Match) -> str:
+            return f"{m.group(1)}{m.group(2)}{image_data_uri(m.group(3), self.path) or m.group(3)}{m.group(2)}"
+
+        return _IMG_SRC.sub(embed, html_text)
+
+
+def image_data_uri(src: str, folder: str) -> Optional[str]:
+    """A data URI for a local image file ``src`` inside ``folder``; None for anything else."""
+    if not folder or re.match(r"^[a-z][a-z0-9+.-]*:", src, re.IGNORECASE):
+        return None  # no folder, or a URL (https:, data:, ...)
+    base = Path(folder).resolve()
+    path = (base / src).resolve()
+    mime, _ = mimetypes.guess_type(path.name)
+    if base not in path.parents or not path.is_file() or not (mime or "").startswith("image/"):
+        return None
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
 def markdown_to_html(source: str, path: str = "", attachments: Optional[dict] = None) -> str:
@@ -215,7 +241,8 @@ class HandoutExporter(HTMLExporter):
     """The lab HTML template, offline: MathML formulas, embedded images, no scripts from a CDN."""
 
     @jinja2.pass_context
-    def markdown2html(self, context, source):
+    def markdown2html(self, context: jinja2.runtime.Context, source: str) -> str:
+        """The template's Markdown filter: formulas as MathML, local images and attachments embedded."""
         cell = context.get("cell", {})
         path = context.get("resources", {}).get("metadata", {}).get("path", "")
         return markdown_to_html(source, path, cell.get("attachments", {}))
@@ -368,14 +395,21 @@ def local_jupyter(root_dir: Path, app: str = "server", timeout: float = 60.0) ->
     home = Path(tempfile.mkdtemp(prefix="classroom-jupyter-"))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
     env["IPYTHONDIR"] = str(home / "ipython")
+    env.pop("MPLBACKEND", None)  # a test session may set Agg; kernels must pick their own (inline) backend
     command = [
         sys.executable, "-m", "jupyter", app,
         "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={Path(root_dir).resolve()}",
-        "--ServerApp.terminals_enabled=False",
+        "--ServerApp.terminals_enabled=False", "--allow-root",  # CI runs as root
     ]
-    if app == "lab":
-        command += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if app == "lab":  # nothing looked up online: no news, update checks or extension listings, no news prompt
+        command += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                    "--LabApp.extension_manager=readonly"]
+        settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            '{"fetchNews": "false", "checkForUpdates": false}', encoding="utf-8"
+        )
     log_path = home / "server.log"
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:

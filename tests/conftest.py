@@ -1,11 +1,13 @@
 """Shared test set-up: a non-interactive matplotlib backend and paths into the repo."""
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib
+import pytest
 
-import pytest  # noqa: E402
+# Only this test process draws off-screen. (Setting MPLBACKEND instead would leak into the
+# kernels that nbval and papermill start, and their figures would silently vanish.)
+matplotlib.use("Agg")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"

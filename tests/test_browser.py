@@ -1,0 +1,169 @@
+"""A real browser: JupyterLab on 127.0.0.1, headless Chromium runs a notebook and opens its student edition.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` Python
+package, which drives that binary (no browser download). Skips only where no
+Chromium can be found or started. Chromium resolves no host but 127.0.0.1, and
+the test fails if the page asks for anything else, so it also proves the lesson
+works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect, sync_playwright
+
+from helpers.classroom import EXERCISE_TAG, local_jupyter, write_student_edition
+from helpers.runner import NOTEBOOKS_DIR, list_notebooks
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",  # only loopback traffic
+]
+# quick notebooks with a figure first; 06 and 07 train for a while
+PREFERRED = ["03_build_model.ipynb", "04_model_layers.ipynb", "05_model_parameters.ipynb", "01_tensors.ipynb"]
+RUN_TIMEOUT_MS = 240_000
+LOAD_TIMEOUT_MS = 90_000
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+STATUS_BAR = "(document.querySelector('#jp-main-statusbar') || {}).textContent || ''"
+ALL_RAN_OR_ERROR = f"""() => {{
+  const stderr = document.querySelector('{STDERR}');
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+    .map(e => e.textContent.trim());
+  const ran = prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p));
+  return Boolean(stderr) || (ran && /\\| Idle/.test({STATUS_BAR}));
+}}"""
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium (or the one named by $CHROMIUM_PATH), if installed."""
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", "chromium", "chromium-browser"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+def has_figure(nb: nbformat.NotebookNode) -> bool:
+    """True when a stored output of the notebook is an image."""
+    return any(
+        "image/png" in out.get("data", {})
+        for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.outputs
+    )
+
+
+def pick_notebook() -> Path:
+    """The quickest notebook of the series that draws a figure."""
+    by_name = {p.name: p for p in list_notebooks()}
+    for name in PREFERRED + sorted(by_name):
+        if name in by_name and has_figure(nbformat.read(by_name[name], as_version=4)):
+            return by_name[name]
+    pytest.fail(f"no notebook in {NOTEBOOKS_DIR} stores a figure; the browser test needs one")
+
+
+def open_notebook(page: Page, url: str, token: str, path: str) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel is idle."""
+    page.goto(f"{url}/lab/tree/{path}?token={token}", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(f"() => /\\| Idle/.test({STATUS_BAR})", timeout=LOAD_TIMEOUT_MS)
+
+
+def menu(page: Page, menu_name: str, item: str) -> None:
+    """Choose an item from JupyterLab's menu bar, as a teacher would."""
+    page.click(f".lm-MenuBar-itemLabel >> text='{menu_name}'")
+    page.click(f".lm-Menu-itemLabel >> text='{item}'")
+
+
+def wait_for_saved_run(path: Path, timeout: float = 30.0) -> list[dict]:
+    """The code cells of the saved notebook once every one of them has an execution count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            code = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+        except ValueError:  # caught halfway through the save
+            code = [{"execution_count": None}]
+        if all(c["execution_count"] for c in code):
+            return code
+        if time.monotonic() > deadline:
+            pytest.fail(f"the saved {path.name} does not show every code cell as run after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def browser():
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium or on PATH): install the Debian package chromium")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, timeout=60_000)
+        except PlaywrightError as exc:
+            pytest.skip(f"Chromium at {executable} could not be started: {str(exc).splitlines()[0]}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_jupyterlab_runs_a_notebook_and_opens_its_student_edition(browser, tmp_path):
+    source = pick_notebook()
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:  # start from no outputs: whatever shows up below comes from this run
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    copy = root / "notebooks" / source.name
+    nbformat.write(nb, copy)
+    if (NOTEBOOKS_DIR.parent / "data").is_dir():
+        (root / "data").symlink_to(NOTEBOOKS_DIR.parent / "data")  # notebooks read ../data
+    student = write_student_edition(root / "student", [source.name])[0]
+
+    with local_jupyter(root, app="lab") as (url, token):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        elsewhere: list[str] = []  # Chromium cannot resolve any other host (see CHROMIUM_ARGS); list the tries
+        context.on("request", lambda r: None if r.url.startswith((f"{url}/", "data:", "blob:")) else elsewhere.append(r.url))
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            open_notebook(page, url, token, f"notebooks/{source.name}")
+            menu(page, "Run", "Run All Cells")
+            page.wait_for_function(ALL_RAN_OR_ERROR, timeout=RUN_TIMEOUT_MS)
+            errors = page.locator(STDERR).all_text_contents()
+            assert not errors, f"{source.name} shows an error or stderr output in JupyterLab:\n{errors[0][-2000:]}"
+
+            # what the kernel produced, as JupyterLab saves it
+            menu(page, "File", "Save Notebook")
+            code = wait_for_saved_run(copy)
+            outputs = [out for c in code for out in c["outputs"]]
+            assert not [o for o in outputs if o["output_type"] == "error"]
+            assert any("image/png" in o.get("data", {}) for o in outputs), f"no figure among the new outputs: {outputs}"
+
+            figure = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output img").first
+            figure.scroll_into_view_if_needed()
+            assert figure.evaluate("img => img.complete && img.naturalWidth > 0"), "the figure did not load"
+            page.screenshot(path=str(tmp_path / "run_all.png"))
+
+            # the student edition opens, with its exercise cells and the stored figures
+            open_notebook(page, url, token, f"student/{student.name}")
+            student_nb = nbformat.read(student, as_version=4)
+            panel = page.locator(".jp-NotebookPanel:visible")  # the tab in front
+            expect(panel.locator(".jp-Cell")).to_have_count(len(student_nb.cells))
+            exercises = sum(EXERCISE_TAG in c.metadata.get("tags", []) for c in student_nb.cells)
+            expect(panel.locator(".jp-CodeCell .jp-InputArea-editor", has_text="# TODO")).to_have_count(exercises)
+            expect(panel.locator(".jp-OutputArea-output img").first).to_be_attached()
+            page.screenshot(path=str(tmp_path / "student.png"))
+        except BaseException:  # pytest.fail and assertion errors included
+            page.screenshot(path=str(tmp_path / "failure.png"))  # what the page showed when the check failed
+            raise
+        finally:
+            context.close()
+        assert not elsewhere, f"the page asked for something other than 127.0.0.1: {elsewhere[:5]}"

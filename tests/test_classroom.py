@@ -1,0 +1,297 @@
+"""Tests for helpers/classroom.py: the student edition and the HTML handouts."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from PIL import Image
+
+from helpers import classroom
+from helpers.classroom import (
+    EXERCISE_TAG,
+    SOLUTION_TAG,
+    exercise_source,
+    html_main,
+    local_jupyter,
+    notebook_info,
+    student_main,
+    student_notebook,
+    write_handouts,
+    write_student_edition,
+)
+from helpers.runner import NOTEBOOKS_DIR, list_notebooks
+
+SOLUTION = """# 提示: 先在 CPU 上生成, 再搬到 device
+secret_total = 784 * 20 + 20  # the answer itself
+print(secret_total)
+# 检查 check
+assert secret_total > 0
+"""
+
+
+def png_bytes(color: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def lesson(number: int, name: str, title: str, summary: str, solution: str = SOLUTION) -> nbformat.NotebookNode:
+    """A small notebook shaped like the series' ones, with a stored figure and a solution cell."""
+    figure = new_output("display_data", data={"image/png": base64.b64encode(png_bytes()).decode(), "text/plain": "<Figure>"})
+    printed = new_output("stream", name="stdout", text="形状 shape: [3, 784]\n")
+    cells = [
+        new_markdown_cell(
+            f"# {number:02d} {title}\n\n{summary}\n\n上一节: [前一节](00_prev.ipynb) | 下一节: [后一节](0{number + 1}_next.ipynb)"
+            "\n\n## 学习目标 Learning objectives\n\n- 看懂 $y = f(Wx + b)$",
+            id="md01",
+        ),
+        new_code_cell('device = "auto"  # 设备\nseed = 0  # 随机种子', id="c02", metadata={"tags": ["parameters"]}),
+        new_code_cell("print('形状 shape: [3, 784]')", id="c03", execution_count=1, outputs=[printed]),
+        new_markdown_cell(
+            "公式 $$\\sigma(x) = \\frac{1}{1 + e^{-x}}$$ 以及 $\\mathrm{ReLU}(x) = \\max(0, x)$。\n\n"
+            "![图](figure.png)\n\n"
+            "<details><summary>答案</summary>\n\n1. `torch.nn.Module`\n\n</details>",
+            id="md04",
+        ),
+        new_code_cell("plt.show()", id="c05", execution_count=2, outputs=[figure]),
+        new_markdown_cell("## 练习 Exercises\n\n**练习 1.** 数一数参数。", id="md06"),
+        new_code_cell(
+            solution, id="c07", execution_count=3, metadata={"tags": [SOLUTION_TAG]},
+            outputs=[new_output("stream", name="stdout", text="15700\n")],
+        ),
+        new_markdown_cell("## 延伸阅读 Further reading\n\n- [docs](https://pytorch.org/docs/stable/nn.html)", id="md08"),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
+    nbformat.validate(nb)
+    return nb
+
+
+@pytest.fixture
+def series(tmp_path) -> Path:
+    """A folder with two small notebooks (and an image file the Markdown links to)."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(lesson(1, "first", "张量 Tensors", "认识 **张量**。"), folder / "01_first.ipynb")
+    nbformat.write(lesson(2, "second", "模型 Model", "搭一个 `nn.Module`。"), folder / "02_second.ipynb")
+    (folder / "figure.png").write_bytes(png_bytes("blue"))
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def meant_for_the_student(solution: str) -> set[str]:
+    """The hint lines and the check below the check marker, found without asking the code under test."""
+    lines = [line.strip() for line in solution.splitlines()]
+    markers = [i for i, line in enumerate(lines) if line.lower().rstrip(":：") in ("# 检查 check", "# 检查", "# check")]
+    check = set(lines[markers[0] + 1:]) if markers else set()
+    return check | {line for line in lines if re.match(r"#\s*(提示|hint)", line, re.IGNORECASE)}
+
+
+def solution_only_lines(nb: nbformat.NotebookNode) -> set[str]:
+    """Lines that appear in a solution cell, in no other cell, and are not meant for the student."""
+    elsewhere = {line.strip() for c in nb.cells if not classroom.is_solution(c) for line in c.source.splitlines()}
+    found = set()
+    for cell in nb.cells:
+        if classroom.is_solution(cell):
+            kept = meant_for_the_student(cell.source)
+            found |= {line.strip() for line in cell.source.splitlines()} - elsewhere - kept - {""}
+    return found
+
+
+def assert_no_solution(student: nbformat.NotebookNode, source: nbformat.NotebookNode) -> None:
+    nbformat.validate(student)
+    assert not [c for c in student.cells if SOLUTION_TAG in c.metadata.get("tags", [])]
+    student_lines = {line.strip() for c in student.cells for line in c.source.splitlines()}
+    leaked = solution_only_lines(source) & student_lines
+    assert not leaked, f"solution text survived: {sorted(leaked)[:3]}"
+    for solution in (c.source for c in source.cells if classroom.is_solution(c)):
+        assert not any(solution.strip() in c.source for c in student.cells)
+    assert len(student.cells) == len(source.cells)
+    for new, old in zip(student.cells, source.cells):
+        if classroom.is_solution(old):
+            assert EXERCISE_TAG in new.metadata["tags"] and new.outputs == [] and new.execution_count is None
+            assert new.source.startswith("# TODO")
+        else:
+            assert new == old  # prose, code, outputs and figures as they were
+
+
+# ------------------------------------------------------------------ student edition
+
+
+def test_exercise_source_keeps_the_hint_and_the_check_only():
+    text = exercise_source(SOLUTION)
+    assert text.startswith("# TODO")
+    assert "# 提示: 先在 CPU 上生成, 再搬到 device" in text
+    assert "assert secret_total > 0" in text
+    assert "784 * 20" not in text and "print(secret_total)" not in text and "# 检查 check" not in text
+
+
+def test_exercise_source_without_markers_is_just_the_todo():
+    assert exercise_source("x = 1\nprint(x)  # 检查一下\n") == classroom.EXERCISE_TODO + "\n"
+
+
+def test_student_notebook_replaces_solutions_and_keeps_the_rest():
+    source = lesson(3, "x", "标题 Title", "一句话。")
+    student = student_notebook(source)
+    assert_no_solution(student, source)
+    assert source.cells[6].outputs  # the source notebook object is not changed
+    assert any("image/png" in out.get("data", {}) for c in student.cells if c.cell_type == "code" for out in c.outputs)
+
+
+def test_write_student_edition_is_deterministic_and_leaves_sources_alone(series, tmp_path):
+    before = snapshot(series)
+    first = write_student_edition(tmp_path / "a", notebooks_dir=series)
+    second = write_student_edition(tmp_path / "b", notebooks_dir=series)
+    again = write_student_edition(tmp_path / "a", notebooks_dir=series)
+    assert [p.name for p in first] == ["01_first.ipynb", "02_second.ipynb"]
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")  # byte for byte, and no temporary files left
+    assert first == again and snapshot(series) == before
+    for path in first:
+        assert_no_solution(nbformat.read(path, as_version=4), nbformat.read(series / path.name, as_version=4))
+
+
+def test_student_command_only_and_refusals(series, tmp_path, capsys):
+    out = tmp_path / "student"
+    assert student_main(["--out", str(out), "--only", "2", "--notebooks", str(series)]) == 0
+    assert [p.name for p in out.iterdir()] == ["02_second.ipynb"]
+    assert "1 exercise cell" in capsys.readouterr().out
+
+    for inside in (series, series / "student"):
+        assert student_main(["--out", str(inside), "--notebooks", str(series)]) == 2
+        assert "inside the source folder" in capsys.readouterr().err
+    assert not (series / "student").exists()
+    assert student_main(["--out", str(out), "--only", "9", "--notebooks", str(series)]) == 2
+    assert "no notebook '9'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --out is required
+        student_main(["--notebooks", str(series)])
+
+
+def test_refuses_the_real_notebooks_folder(tmp_path):
+    with pytest.raises(ValueError, match="inside the source folder"):
+        write_student_edition(NOTEBOOKS_DIR / "student")
+    with pytest.raises(ValueError, match="inside the source folder"):
+        write_handouts(NOTEBOOKS_DIR)
+
+
+@pytest.fixture(scope="module")
+def series_student_edition(tmp_path_factory):
+    """The student edition of the real series, written twice."""
+    if not list_notebooks():
+        pytest.skip("no notebooks in notebooks/ yet")
+    before = {p.name: p.read_bytes() for p in list_notebooks()}
+    root = tmp_path_factory.mktemp("series")
+    written = write_student_edition(root / "student")
+    write_student_edition(root / "again")
+    assert {p.name: p.read_bytes() for p in list_notebooks()} == before
+    return root, written
+
+
+def test_student_edition_of_the_series(series_student_edition):
+    root, written = series_student_edition
+    assert [p.name for p in written] == [p.name for p in list_notebooks()]
+    for path in written:
+        assert path.read_bytes() == (root / "again" / path.name).read_bytes(), f"{path.name} differs between runs"
+        assert_no_solution(nbformat.read(path, as_version=4), nbformat.read(NOTEBOOKS_DIR / path.name, as_version=4))
+
+
+def test_jupyter_contents_api_serves_the_student_edition(series_student_edition):
+    """What JupyterLab asks for when it opens a notebook: the server must read it as a valid notebook."""
+    root, written = series_student_edition
+    with local_jupyter(root, app="server") as (url, token):
+        for path in written:
+            request = urllib.request.Request(
+                f"{url}/api/contents/student/{path.name}?type=notebook&content=1",
+                headers={"Authorization": f"token {token}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                model = json.load(response)
+            assert model["type"] == "notebook" and model["format"] == "json"
+            assert not model.get("message"), f"{path.name}: {model['message']}"  # set when validation fails
+            assert len(model["content"]["cells"]) == len(nbformat.read(path, as_version=4).cells)
+
+
+# ------------------------------------------------------------------ HTML handouts
+
+
+def test_notebook_info_reads_title_and_summary(series):
+    info = notebook_info(series / "01_first.ipynb")
+    assert (info.name, info.title, info.summary) == ("01_first", "01 张量 Tensors", "认识 **张量**。")
+
+
+def test_handouts_are_self_contained(series, tmp_path):
+    before = snapshot(series)
+    written = write_handouts(tmp_path / "html", notebooks_dir=series)
+    assert [p.name for p in written] == ["01_first.html", "02_second.html", "index.html"]
+    page = (tmp_path / "html" / "01_first.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8"' in page and "Noto Sans CJK SC" in page and '<html lang="zh">' in page
+    assert "<title>01 张量 Tensors</title>" in page
+    assert not re.search(r"<script[^>]*\bsrc=|<link\b|@import", page), "a page must not load anything"
+    assert "mathjax" not in page.lower()
+    assert page.count('src="data:image/png;base64,') == 2  # the stored figure and the Markdown image file
+    assert page.count("<math ") == 3 and "<mfrac>" in page and "$" not in page  # formulas as MathML
+    assert 'href="02_next.html"' in page and 'href="00_prev.html"' in page  # series links point at pages
+    assert re.search(r"<details><summary>答案</summary>\s*<ol>", page)  # answers stay folded
+    assert "形状 shape: [3, 784]" in page and "secret_total" in page
+    assert snapshot(series) == before
+
+
+def test_handouts_are_deterministic_and_can_hide_solutions(series, tmp_path):
+    write_handouts(tmp_path / "a", notebooks_dir=series)
+    write_handouts(tmp_path / "b", notebooks_dir=series)
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+    assert html_main(["--out", str(tmp_path / "c"), "--hide-solutions", "--notebooks", str(series)]) == 0
+    page = (tmp_path / "c" / "02_second.html").read_text(encoding="utf-8")
+    assert "secret_total" not in page and "15700" not in page and "练习 1." in page
+
+
+def test_index_lists_the_series_in_order(series, tmp_path):
+    write_handouts(tmp_path / "html", only=["02"], notebooks_dir=series)
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in index
+    items = re.findall(r"<li>.*</li>", index)
+    assert len(items) == 2
+    assert "01 张量 Tensors (未生成 not generated)" in items[0] and "<strong>张量</strong>" in items[0]
+    assert '<a href="02_second.html">02 模型 Model</a>' in items[1] and "<code>nn.Module</code>" in items[1]
+
+
+def test_tex_that_cannot_be_converted_is_shown_as_source():
+    assert classroom.latex_to_html(r"\frac{1}{2}").startswith('<math alttext="\\frac{1}{2}"')
+    assert classroom.latex_to_html("x^", display=True) == '<code class="tex-source">$$x^$$</code>'
+    assert "<mtext>fan_in</mtext>" in classroom.latex_to_html(r"\sqrt{6/\text{fan\_in}}")  # as MathJax shows it
+
+
+@pytest.fixture(scope="module")
+def series_handouts(tmp_path_factory):
+    if not list_notebooks():
+        pytest.skip("no notebooks in notebooks/ yet")
+    out = tmp_path_factory.mktemp("handouts")
+    return out, write_handouts(out)
+
+
+def test_handouts_of_the_series(series_handouts):
+    out, written = series_handouts
+    assert [p.stem for p in written] == [p.stem for p in list_notebooks()] + ["index"]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    positions = [index.index(f'href="{p.stem}.html"') for p in list_notebooks()]
+    assert positions == sorted(positions)
+    for path in list_notebooks():
+        page = (out / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert '<meta charset="utf-8"' in page
+        assert not re.search(r"<script[^>]*\bsrc=|<link\b|@import", page), f"{path.name} loads something"
+        figures = sum(
+            "image/png" in o.get("data", {})
+            for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.outputs
+        )
+        assert page.count('src="data:image/png;base64,') >= figures
+        assert not re.search(r'href="(?!https?:)[^"]*\.ipynb', page), f"{path.name} links to a notebook file"
