@@ -181,7 +181,7 @@ def run_series(
     """Run the selected notebooks in order, each with ``device`` and the given parameters."""
     from .device import get_device
 
-    get_device(device)  # fail before any notebook starts: unknown or unavailable device
+    resolved = get_device(device)  # fail before any notebook starts: unknown or unavailable device
     notebooks = select_notebooks(only, notebooks_dir)
     if not notebooks:
         raise ValueError(f"no notebooks (NN_name.ipynb) found in {notebooks_dir}")
@@ -197,6 +197,7 @@ def run_series(
     for i, path in enumerate(notebooks, 1):
         echo(f"[{i}/{len(notebooks)}] {path.name}", flush=True)
         result = run_notebook(path, out_dir, params, progress_bar=progress_bar)
+        result.device = str(resolved)  # "auto" shown as what it picked, e.g. cuda:0 or cpu
         echo(f"      {result.status} in {result.seconds:.1f} s" + (f" - {result.error}" if result.error else ""), flush=True)
         results.append(result)
     return results

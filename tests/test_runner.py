@@ -81,13 +81,15 @@ def test_run_cli_table_and_exit_code(tmp_path):
     write_notebook(nbdir / "02_bad.ipynb", "1 / 0")
     result = subprocess.run(
         [sys.executable, "-m", "helpers", "run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"),
-         "--device", "cpu", "-p", "epochs", "1", "--no-progress"],
+         "--device", "auto", "-p", "epochs", "1", "--no-progress"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1
     assert "[1/2] 01_good.ipynb" in result.stdout and "[2/2] 02_bad.ipynb" in result.stdout
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.endswith(".ipynb") is False and line[:2] in ("01", "02")}
-    assert rows["01_good.ipynb"][1:2] == ["ok"] and rows["01_good.ipynb"][-1] == "cpu"
+    import torch  # the table shows the device "auto" picked, not the word "auto"
+    picked = str(torch.accelerator.current_accelerator()) if torch.accelerator.is_available() else "cpu"
+    assert rows["01_good.ipynb"][1:2] == ["ok"] and rows["01_good.ipynb"][-1] == picked
     assert rows["02_bad.ipynb"][1:2] == ["failed"]
     assert "FAILED 02_bad.ipynb: code cell 2 ('1 / 0')" in result.stderr and "ZeroDivisionError" in result.stderr
     assert (tmp_path / "out" / "01_good.ipynb").exists()
