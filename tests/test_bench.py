@@ -5,7 +5,7 @@ import re
 import pytest
 
 from helpers import bench
-from test_training import write_fake_fashion_mnist  # tests/ is on sys.path under pytest's default import mode
+from conftest import write_fake_fashion_mnist
 
 
 def test_bench_prints_both_tables_and_the_summary_line(tmp_path, capsys):

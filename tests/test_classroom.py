@@ -152,7 +152,7 @@ def test_student_notebook_replaces_solutions_and_keeps_the_rest():
 def test_write_student_edition_is_deterministic_and_leaves_sources_alone(series, tmp_path):
     before = snapshot(series)
     first = write_student_edition(tmp_path / "a", notebooks_dir=series)
-    second = write_student_edition(tmp_path / "b", notebooks_dir=series)
+    write_student_edition(tmp_path / "b", notebooks_dir=series)
     again = write_student_edition(tmp_path / "a", notebooks_dir=series)
     assert [p.name for p in first] == ["01_first.ipynb", "02_second.ipynb"]
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")  # byte for byte, and no temporary files left

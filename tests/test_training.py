@@ -1,35 +1,16 @@
 """Tests for helpers/training.py and the tensor-resident data path in helpers/data.py (tiny data, seconds)."""
 
-import gzip
 import re
-import struct
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import helpers
+from conftest import write_fake_fashion_mnist
 from helpers import TensorLoader, fit, load_tensors, predict, train_loop
 
 # helpers.test_loop is used through the module: imported bare, pytest would collect it as a test
-
-
-def write_fake_fashion_mnist(root: Path, n_train: int = 96, n_test: int = 48, seed: int = 0) -> Path:
-    """Write a tiny dataset in the Fashion-MNIST file format under root/FashionMNIST/raw; return root."""
-    rng = np.random.default_rng(seed)
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        for kind, array in (("images-idx3-ubyte", images), ("labels-idx1-ubyte", labels)):
-            header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-            data = header + array.tobytes()
-            (raw / f"{prefix}-{kind}").write_bytes(data)  # what torchvision reads
-            (raw / f"{prefix}-{kind}.gz").write_bytes(gzip.compress(data))
-    return root
 
 
 def tiny_problem(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
