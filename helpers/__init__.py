@@ -8,6 +8,7 @@ from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import CLASSES, CLASSES_ZH, RAW_FILES, DatasetMissingError, fashion_mnist
 from .data import TensorLoader, load_tensors
 from .device import get_device
+from .files import atomic_write
 from .fonts import use_chinese_font
 from .model import NeuralNetwork
 from .params import check_parameter, setup
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetMissingError",
     "NeuralNetwork",
     "TensorLoader",
+    "atomic_write",
     "check_parameter",
     "fashion_mnist",
     "fit",

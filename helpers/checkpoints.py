@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from torch import nn
+
+from .files import atomic_write
 
 
 class CheckpointError(ValueError):
@@ -37,16 +37,8 @@ def save_checkpoint(
     if optimizer is not None:
         checkpoint["optimizer"] = optimizer.state_dict()
     checkpoint.update(extra)  # "model" and "optimizer" cannot clash: they are this function's own parameters
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the new name points at them
-        os.replace(tmp_name, path)  # atomic: readers see the old file or the new one, never half of one
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(checkpoint, f)
     return path
 
 

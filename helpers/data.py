@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
-from typing import Callable, Optional
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 from torchvision import datasets
 from torchvision.transforms import ToTensor
+
+from .params import check_parameter
 
 CLASSES = (
     "T-shirt/top",
@@ -141,8 +142,7 @@ class TensorLoader:
     ):
         if len(X) != len(y):
             raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        check_parameter("batch_size", batch_size, int, minimum=1)
         self.X, self.y = X, y
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -16,6 +16,8 @@ from typing import Any, Optional, Sequence
 
 import nbformat
 
+from .files import atomic_write
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DEFAULT_OUT = REPO_ROOT / "runs"
@@ -260,9 +262,8 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
         return "unchanged"
     if nbformat.writes(_without_ignored_outputs(nb)) == nbformat.writes(_without_ignored_outputs(_clean_metadata(copy.deepcopy(old)))):
         return "kept"
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
     return "updated"
 
 

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
+from .params import check_parameter
+
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]  # a DataLoader, a TensorLoader, a list of (X, y)
 
 # No elapsed time or rate in the bar, so a stored notebook output is the same on every run.
@@ -92,8 +94,7 @@ def fit(
     bar (``progress=False`` turns it off) goes to stdout and is redrawn once per
     epoch with the rounded loss and accuracy, so its text is the same on every run.
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
+    check_parameter("epochs", epochs, int, minimum=0)
     history: dict[str, list[float]] = {"train_loss": [], "test_loss": [], "test_accuracy": [], "train_seconds": []}
     bar = tqdm(
         total=epochs,
