@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
 
 ACCEPTED = ("auto", "cpu", "cuda", "cuda:N", "mps", "xpu")
+# What "auto" means can be pinned from outside, e.g. HELPERS_AUTO_DEVICE=cpu: the test suite
+# sets it for nbval's kernels, whose stored outputs were made on the CPU.
+AUTO_ENV = "HELPERS_AUTO_DEVICE"
 _PATTERN = re.compile(r"^(cpu|cuda|mps|xpu)(?::(\d+))?$")
 
 
@@ -33,7 +37,8 @@ def get_device(preference: str = "auto") -> torch.device:
 
     Accepted names: "auto", "cpu", "cuda", "cuda:N", "mps", "xpu".
     Raises ValueError for an unknown name and RuntimeError for a known
-    accelerator that this machine does not have.
+    accelerator that this machine does not have. When the environment variable
+    HELPERS_AUTO_DEVICE names a device (for example "cpu"), "auto" picks that one.
     """
     if not isinstance(preference, str):
         raise ValueError(
@@ -42,6 +47,11 @@ def get_device(preference: str = "auto") -> torch.device:
         )
     name = preference.strip().lower()
     if name == "auto":
+        pinned = os.environ.get(AUTO_ENV, "").strip()
+        if pinned:
+            if pinned.lower() == "auto":
+                raise ValueError(f"{AUTO_ENV} must name a device such as 'cpu', not 'auto'; got {pinned!r}")
+            return get_device(pinned)
         if torch.accelerator.is_available():
             return torch.accelerator.current_accelerator()
         return torch.device("cpu")

@@ -60,3 +60,24 @@ def test_available_accelerator_without_index(monkeypatch):
 
     monkeypatch.setattr(device_module, "_accelerator_available", lambda k: True)
     assert get_device("mps") == torch.device("mps")
+
+
+def test_auto_follows_the_pinning_variable(monkeypatch):
+    import helpers.device as device_module
+
+    # a machine with an accelerator ...
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))
+    monkeypatch.delenv(device_module.AUTO_ENV, raising=False)
+    assert get_device("auto") == torch.device("cuda")
+    # ... where the test suite pins "auto" to the CPU for nbval's kernels
+    monkeypatch.setenv(device_module.AUTO_ENV, "cpu")
+    assert get_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(device_module, "_accelerator_available", lambda k: True)
+    assert get_device("cuda") == torch.device("cuda")  # an explicit name is not affected
+    monkeypatch.setenv(device_module.AUTO_ENV, "tpu")
+    with pytest.raises(ValueError, match="'tpu'"):
+        get_device("auto")
+    monkeypatch.setenv(device_module.AUTO_ENV, "auto")
+    with pytest.raises(ValueError, match="HELPERS_AUTO_DEVICE"):
+        get_device("auto")

@@ -28,6 +28,11 @@ NOISE = {
 }
 
 
+# half-width punctuation between Chinese characters: "数据, 然后" should read "数据，然后"
+HALF_WIDTH = re.compile(r"[\u4e00-\u9fff]\s*[,;:?!]\s*[\u4e00-\u9fff]|[\u4e00-\u9fff]\s*\(\s*[\u4e00-\u9fff]")
+NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|<[^>]+>|\]\([^)]*\)", re.DOTALL)
+
+
 def load(name):
     return nbformat.read(NOTEBOOKS / name, as_version=4)
 
@@ -97,8 +102,20 @@ def test_runs_under_papermill_with_small_parameters(name, tmp_path):
     path = NOTEBOOKS / name
     if not path.exists():
         pytest.fail(f"{name} is missing")
-    result = runner.run_notebook(path, tmp_path, {"device": "cpu", **SMALL}, progress_bar=False)
+    # the default device: the GPU on a machine with one (nbval meanwhile compares on the CPU)
+    result = runner.run_notebook(path, tmp_path, {"device": "auto", **SMALL}, progress_bar=False)
     assert result.status == "ok", result.error
     executed = nbformat.read(result.output, as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and 'device = "cpu"' in injected[0].source
+    assert len(injected) == 1 and 'device = "auto"' in injected[0].source
+
+
+def test_chinese_sentences_use_full_width_punctuation(notebook):
+    """README, maintainers' section: full-width ，。：；？！（） in Chinese sentences, half-width in code."""
+    name, nb = notebook
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            prose = NOT_PROSE.sub(" ", cell.source)
+            found += [f"cell {i}: {m.group(0)!r}" for m in HALF_WIDTH.finditer(prose)]
+    assert not found, f"half-width punctuation between Chinese characters: {found[:10]}"
