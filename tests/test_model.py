@@ -44,3 +44,10 @@ def test_notebook_03_defines_the_same_network_as_helpers():
     in_notebook = ast.dump(_class_node(cells[0], "NeuralNetwork"))
     in_helpers = ast.dump(_class_node(inspect.getsource(ModelClass), "NeuralNetwork"))
     assert in_notebook == in_helpers
+
+
+def test_notebook_03_builds_its_model_from_the_class_the_reader_wrote():
+    nb = nbformat.read(NOTEBOOKS / "03_build_model.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "model = NeuralNetwork().to(device)" in code
+    assert "helpers.NeuralNetwork" not in code, "notebook 03 uses the NeuralNetwork class it defines, not the helper's"
