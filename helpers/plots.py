@@ -1,4 +1,4 @@
-"""Figures the notebooks share: sample grids of Fashion-MNIST images."""
+"""Figures the notebooks share: grids of Fashion-MNIST images with their titles."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import is_color_like
 
 from .data import CLASSES_ZH
 
@@ -16,10 +17,17 @@ def show_images(
     ncols: int = 3,
     suptitle: Optional[str] = None,
     cell_size: float = 2.4,
+    title_colors: Optional[Sequence[str]] = None,
 ) -> plt.Figure:
-    """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title."""
+    """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title (in its color, if given)."""
     if len(images) != len(titles):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles; give one title per image")
+    if title_colors is not None:
+        if len(title_colors) != len(titles):
+            raise ValueError(f"got {len(titles)} titles but {len(title_colors)} title colors; give one color per title")
+        bad = [c for c in title_colors if not is_color_like(c)]
+        if bad:
+            raise ValueError(f"title colors must be matplotlib colors such as 'black' or 'red'; got {bad[0]!r}")
     if len(images) == 0:
         raise ValueError("no images to show")
     if ncols < 1:
@@ -31,9 +39,10 @@ def show_images(
                              squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    colors = title_colors if title_colors is not None else [None] * len(titles)
+    for ax, image, title, color in zip(axes.flat, images, titles, colors):
         ax.imshow(image.detach().cpu().squeeze().numpy(), cmap="gray")  # a tensor here warns in NumPy 2
-        ax.set_title(title, fontsize=12)
+        ax.set_title(title, fontsize=12, **({"color": color} if color is not None else {}))
     if suptitle:
         fig.suptitle(suptitle, fontsize=14)
     return fig

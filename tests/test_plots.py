@@ -51,6 +51,17 @@ def test_show_images_leaves_no_empty_columns_for_few_images():
     assert len(fig.axes) == 1
 
 
+def test_show_images_colors_each_title():
+    fig = show_images([torch.rand(8, 8)] * 3, ["right", "wrong", "right"], title_colors=["black", "red", "green"])
+    colors = [matplotlib.colors.to_hex(ax.title.get_color()) for ax in fig.axes]
+    assert colors == ["#000000", "#ff0000", "#008000"]
+
+
+def test_show_images_uses_the_default_title_color_without_colors():
+    fig = show_images([torch.rand(8, 8)], ["plain"])
+    assert matplotlib.colors.same_color(fig.axes[0].title.get_color(), plt.rcParams["text.color"])
+
+
 def test_show_images_accepts_tensors_that_require_grad():
     image = torch.rand(1, 8, 8, requires_grad=True)
     fig = show_images([image], ["x"])
@@ -68,6 +79,18 @@ def test_show_images_accepts_tensors_that_require_grad():
 def test_show_images_rejects_bad_arguments(images, titles, ncols, message):
     with pytest.raises(ValueError, match=message):
         show_images(images, titles, ncols=ncols)
+
+
+@pytest.mark.parametrize(
+    ("colors", "message"),
+    [
+        (["red"], "2 titles but 1 title colors"),
+        (["red", "not-a-color"], "matplotlib colors .* got 'not-a-color'"),
+    ],
+)
+def test_show_images_rejects_bad_title_colors(colors, message):
+    with pytest.raises(ValueError, match=message):
+        show_images([torch.rand(8, 8)] * 2, ["a", "b"], title_colors=colors)
 
 
 def test_sample_grid_uses_class_names_and_grid_shape():
