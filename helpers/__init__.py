@@ -5,7 +5,7 @@ package also sets matplotlib up to draw Chinese text.
 """
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import CLASSES, CLASSES_ZH, RAW_FILES, DatasetMissingError, fashion_mnist
+from .data import CLASSES, CLASSES_ZH, RAW_FILES, DatasetDamagedError, DatasetMissingError, fashion_mnist
 from .data import TensorLoader, load_tensors
 from .device import get_device
 from .files import atomic_write
@@ -23,6 +23,7 @@ __all__ = [
     "CLASSES_ZH",
     "RAW_FILES",
     "CheckpointError",
+    "DatasetDamagedError",
     "DatasetMissingError",
     "NeuralNetwork",
     "TensorLoader",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # command -> (module, function, one-line help); each function takes argv and returns an exit code
@@ -12,6 +13,7 @@ COMMANDS = {
     "bench": ("helpers.bench", "main", "time the plain and the fast training recipes side by side"),
     "student": ("helpers.classroom", "student_main", "write the student edition (solutions removed)"),
     "html": ("helpers.classroom", "html_main", "write self-contained HTML handouts and an index"),
+    "check": ("helpers.check", "main", "run the students' submitted notebooks and mark every exercise"),
 }
 
 
@@ -23,6 +25,18 @@ def usage() -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Run one command; Ctrl-C anywhere ends it with one line and exit code 130, not a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # commands that say what they finished catch it themselves
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2

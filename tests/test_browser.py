@@ -20,7 +20,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from helpers.classroom import EXERCISE_TAG, local_jupyter, write_student_edition
+from helpers.check import NOT_ANSWERED, NOT_ATTEMPTED, PASSED, check_submissions
+from helpers.classroom import EXERCISE_TAG, SERIES_METADATA, local_jupyter, write_student_edition
 from helpers.runner import NOTEBOOKS_DIR, list_notebooks
 
 CHROMIUM_ARGS = [
@@ -167,3 +168,47 @@ def test_jupyterlab_runs_a_notebook_and_opens_its_student_edition(browser, tmp_p
         finally:
             context.close()
         assert not elsewhere, f"the page asked for something other than 127.0.0.1: {elsewhere[:5]}"
+
+
+def test_an_answer_typed_and_saved_in_jupyterlab_is_checked(browser, tmp_path):
+    """A student types an answer into the student edition and saves it; `check` still finds and marks it."""
+    from tests.test_check import fixture_lesson  # a tiny lesson: exercise 1 is one line of code
+
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    nbformat.write(fixture_lesson(), root / "notebooks" / "01_tiny.ipynb")
+    student = write_student_edition(root / "student", notebooks_dir=root / "notebooks")[0]
+    before = student.read_text(encoding="utf-8")
+    answer = "total = sum(values) + base"
+
+    with local_jupyter(root, app="lab") as (url, token):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            open_notebook(page, url, token, f"student/{student.name}")
+            panel = page.locator(".jp-NotebookPanel:visible")
+            editor = panel.locator(".jp-CodeCell .jp-InputArea-editor", has_text="# TODO").first
+            editor.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type(answer)
+            menu(page, "File", "Save Notebook")
+            deadline = time.monotonic() + 30
+            while answer not in student.read_text(encoding="utf-8"):
+                if time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not save the typed answer")
+                time.sleep(0.5)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            raise
+        finally:
+            context.close()
+
+    saved = json.loads(student.read_text(encoding="utf-8"))
+    assert saved["metadata"][SERIES_METADATA] == json.loads(before)["metadata"][SERIES_METADATA]
+    assert [c["metadata"].get("tags") for c in saved["cells"]] == [c["metadata"].get("tags") for c in json.loads(before)["cells"]]
+    (root / "class" / "li").mkdir(parents=True)
+    shutil.copy(student, root / "class" / "li" / student.name)
+    [row] = check_submissions([root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30)
+    assert row.student == "li" and not row.problem
+    assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: NOT_ATTEMPTED, 3: NOT_ANSWERED}

@@ -1,13 +1,21 @@
 """Tests for helpers/checkpoints.py: round trip, atomic saving and every failure path (tiny models)."""
 
 import builtins
+import collections
+import contextlib
+import errno
+import io
+import os
 import pickle
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from helpers import CheckpointError, load_checkpoint, save_checkpoint
+from helpers import CheckpointError, files, load_checkpoint, save_checkpoint
 
 
 def small_model(seed: int = 0) -> nn.Module:
@@ -199,3 +207,187 @@ def test_a_file_without_a_model_state_dict_is_not_taken_for_a_checkpoint(tmp_pat
     torch.save(content, tmp_path / "weights.pt")
     with pytest.raises(CheckpointError, match="no 'model' state dict .*model.load_state_dict"):
         load_checkpoint(tmp_path / "weights.pt", small_model())
+
+
+# --- nothing changes when a load fails -----------------------------------------------------------
+
+def optimizer_snapshot(optimizer: torch.optim.Optimizer) -> dict:
+    state = optimizer.state_dict()
+    return {"groups": state["param_groups"],
+            "state": {k: {n: v.clone() if isinstance(v, torch.Tensor) else v for n, v in s.items()}
+                      for k, s in state["state"].items()}}
+
+
+def same_optimizer(optimizer: torch.optim.Optimizer, snapshot: dict) -> bool:
+    state = optimizer.state_dict()
+    if state["param_groups"] != snapshot["groups"] or state["state"].keys() != snapshot["state"].keys():
+        return False
+    return all(torch.equal(v, snapshot["state"][k][n]) if isinstance(v, torch.Tensor) else v == snapshot["state"][k][n]
+               for k, s in state["state"].items() for n, v in s.items())
+
+
+def tampered(tmp_path, change) -> "Path":
+    """A save_checkpoint() file (model and Adam state) after ``change(checkpoint)``."""
+    model, optimizer = trained(seed=3)
+    path = save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, epoch=1)
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["model"].__setitem__("2.bias", "not a tensor"), "2.bias holds a str, not a tensor"),
+    (lambda c: c["model"].__setitem__("2.weight", {"nested": torch.zeros(3, 8)}), "2.weight holds a dict, not a tensor"),
+    (lambda c: c["model"].__setitem__("0.bias", torch.zeros(8, dtype=torch.int64)), "0.bias holds a torch.int64"),
+    (lambda c: c["model"].__setitem__("2.bias", torch.zeros(3, dtype=torch.complex64)), "2.bias holds a torch.complex64"),
+])
+def test_a_bad_model_entry_leaves_model_and_optimizer_exactly_as_they_were(tmp_path, change, message):
+    path = tampered(tmp_path, change)
+    model, optimizer = trained(seed=9)  # an optimizer with state of its own, which must survive
+    weights, state = {k: v.clone() for k, v in model.state_dict().items()}, optimizer_snapshot(optimizer)
+    with pytest.raises(CheckpointError, match=f"ckpt.pt cannot be loaded into this model: {re.escape(message)}.*"
+                                              "use an intact copy or an older checkpoint"):
+        load_checkpoint(path, model, optimizer)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert same_optimizer(optimizer, state)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["optimizer"]["state"][0].__setitem__("exp_avg", "not a tensor"),
+    lambda c: c["optimizer"].__setitem__("state", "not a dict"),
+    lambda c: c.__setitem__("optimizer", "not an optimizer state"),
+    lambda c: c["optimizer"]["param_groups"][0].__setitem__("params", [0, 1, 2, 3, 4, 5, 6]),
+])
+def test_a_bad_optimizer_state_leaves_model_and_optimizer_exactly_as_they_were(tmp_path, change):
+    path = tampered(tmp_path, change)
+    model, optimizer = trained(seed=9)
+    weights, state = {k: v.clone() for k, v in model.state_dict().items()}, optimizer_snapshot(optimizer)
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        load_checkpoint(path, model, optimizer)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert same_optimizer(optimizer, state)
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path, small_model())
+    with pytest.raises(IsADirectoryError, match="it is a folder; give a file name"):
+        save_checkpoint(tmp_path, small_model())
+
+
+# --- extra fields: refused at save time exactly when load would refuse them -------------------------
+
+class Custom:
+    pass
+
+
+REFUSED_EXTRA = [Path("runs/ckpt.pt"), Custom(), np.array([1.0]), np.float64(0.5), collections.defaultdict(int),
+                 {"nested": [1, {"deep": Path("x")}]}, frozenset({1}), range(3)]
+ACCEPTED_EXTRA = [None, True, 3, 0.5, float("nan"), 1 + 2j, "text", b"bytes", (1, "a"), [1, [2.5]], {1, 2},
+                  {1: "int key", (1, 2): "tuple key", None: 0}, collections.OrderedDict(a=1), torch.Size([2, 3]),
+                  torch.float16, torch.device("cpu")]
+
+
+@pytest.mark.parametrize("value", REFUSED_EXTRA, ids=lambda v: type(v).__name__)
+def test_extra_values_that_load_would_refuse_are_refused_before_writing(tmp_path, value):
+    torch.save({"x": value}, tmp_path / "control.pt")  # control: torch itself cannot read this back safely
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(tmp_path / "control.pt", weights_only=True)
+    path = save_checkpoint(tmp_path / "ckpt.pt", small_model(0), epoch=1)
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=r"cannot save extra field note.*cannot be read back with weights_only=True"):
+        save_checkpoint(path, small_model(1), note=value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "control.pt"]
+
+
+@pytest.mark.parametrize("value", ACCEPTED_EXTRA, ids=lambda v: type(v).__name__)
+def test_extra_plain_values_round_trip(tmp_path, value):
+    path = save_checkpoint(tmp_path / "ckpt.pt", small_model(), note=value)
+    back = load_checkpoint(path, small_model())["note"]
+    assert type(back) is type(value)
+    assert back == value or (value != value and back != back)  # nan
+
+
+def test_a_cyclic_extra_value_is_refused(tmp_path):
+    loop = [1]
+    loop.append(loop)
+    with pytest.raises(TypeError, match="contains itself"):
+        save_checkpoint(tmp_path / "ckpt.pt", small_model(), note=loop)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- damaged, not unsafe --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_bytes_are_reported_as_damaged_not_unsafe(tmp_path, seed):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError, match="ckpt.pt is damaged or is not a PyTorch checkpoint"):
+        load_checkpoint(path, small_model())
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_malicious_pickle_of_any_protocol_is_still_called_unsafe(tmp_path, protocol):
+    marker = tmp_path / "marker"
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"model": Payload(marker)}, f, protocol=protocol)
+    with pytest.warns() if protocol > 2 else contextlib.nullcontext():  # torch warns about the protocol
+        with pytest.raises(CheckpointError, match="refused to load evil.pt"):
+            load_checkpoint(tmp_path / "evil.pt", small_model())
+    assert not marker.exists()
+
+
+# --- a full disk ----------------------------------------------------------------------------------
+
+class FullDisk(io.RawIOBase):
+    """A file that takes ``room`` bytes and then fails as a full disk does."""
+
+    def __init__(self, real, room: int):
+        self.real, self.room = real, room
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if self.room < len(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.real.write(data)
+
+    def flush(self):
+        self.real.flush()
+
+    def fileno(self):
+        return self.real.fileno()
+
+    def close(self):
+        if not self.closed:
+            super().close()  # flushes
+            self.real.close()
+
+
+@pytest.mark.parametrize("room", [0, 600])
+def test_a_full_disk_is_one_clear_sentence_and_keeps_the_old_checkpoint(tmp_path, monkeypatch, room):
+    path = save_checkpoint(tmp_path / "ckpt.pt", small_model(0), epoch=1)
+    before = path.read_bytes()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, *a, **k: FullDisk(real_fdopen(fd, *a, **k), room))
+    with pytest.raises(OSError) as info:
+        save_checkpoint(path, small_model(1), epoch=2)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert message.startswith(f"could not save {path}: the disk is full; the previous checkpoint there")
+    assert "free some disk space" in message and "inline_container" not in message and "\n" not in message
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_a_read_only_folder_is_one_clear_sentence(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match=r"^could not save .*ckpt.pt: the folder is read-only; the previous checkpoint"):
+        save_checkpoint(tmp_path / "ckpt.pt", small_model())

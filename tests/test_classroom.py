@@ -119,7 +119,10 @@ def assert_no_solution(student: nbformat.NotebookNode, source: nbformat.Notebook
         assert not any(solution.strip() in c.source for c in student.cells)
     assert len(student.cells) == len(source.cells)
     for new, old in zip(student.cells, source.cells):
-        if classroom.is_solution(old):
+        if classroom.is_solution(old) and old.cell_type == "markdown":  # a written exercise's reference answer
+            assert new.cell_type == "markdown" and new.source == classroom.WRITTEN_ANSWER and "attachments" not in new
+            assert new.metadata["tags"] == [t for t in old.metadata["tags"] if t != SOLUTION_TAG]
+        elif classroom.is_solution(old):
             assert EXERCISE_TAG in new.metadata["tags"] and new.outputs == [] and new.execution_count is None
             assert new.source.startswith("# TODO")
         else:
@@ -149,6 +152,25 @@ def test_student_notebook_replaces_solutions_and_keeps_the_rest():
     assert any("image/png" in out.get("data", {}) for c in student.cells if c.cell_type == "code" for out in c.outputs)
 
 
+def test_student_notebook_empties_written_answers_and_keeps_checks():
+    source = lesson(3, "x", "标题 Title", "一句话。", solution="total = 784 * 20 + 20")
+    source.cells[6].metadata["tags"] = [SOLUTION_TAG, "exercise-1"]
+    source.cells[7:7] = [
+        new_code_cell('assert total > 0\nprint("练习 1 通过 passed")', id="chk1", metadata={"tags": ["check", "exercise-1"]}),
+        new_markdown_cell("**练习 2.** 解释一下。", id="md2"),
+        new_markdown_cell("参考答案：因为 secret_reason。", id="ans2", metadata={"tags": [SOLUTION_TAG, "exercise-2", "written"]}),
+    ]
+    student = student_notebook(source, lesson="03")
+    assert_no_solution(student, source)
+    assert student.metadata[classroom.SERIES_METADATA] == {"lesson": "03", "edition": "student"}
+    assert student.metadata["kernelspec"] == source.metadata["kernelspec"]
+    assert student.cells[6].metadata["tags"] == ["exercise-1", EXERCISE_TAG]
+    assert student.cells[7] == source.cells[7]  # the check cell, unchanged
+    assert student.cells[9].source == classroom.WRITTEN_ANSWER and student.cells[9].metadata["tags"] == ["exercise-2", "written"]
+    assert "secret_reason" not in nbformat.writes(student)
+    assert "secret_reason" not in nbformat.writes(classroom.without_solutions(source))  # hidden in handouts too
+
+
 def test_write_student_edition_is_deterministic_and_leaves_sources_alone(series, tmp_path):
     before = snapshot(series)
     first = write_student_edition(tmp_path / "a", notebooks_dir=series)
@@ -166,6 +188,8 @@ def test_student_command_only_and_refusals(series, tmp_path, capsys):
     assert student_main(["--out", str(out), "--only", "2", "--notebooks", str(series)]) == 0
     assert [p.name for p in out.iterdir()] == ["02_second.ipynb"]
     assert "1 exercise cell" in capsys.readouterr().out
+    meta = nbformat.read(out / "02_second.ipynb", as_version=4).metadata
+    assert meta[classroom.SERIES_METADATA] == {"lesson": "02", "edition": "student"}  # what `check` recognizes
 
     for inside in (series, series / "student"):
         assert student_main(["--out", str(inside), "--notebooks", str(series)]) == 2
@@ -295,3 +319,164 @@ def test_handouts_of_the_series(series_handouts):
         )
         assert page.count('src="data:image/png;base64,') >= figures
         assert not re.search(r'href="(?!https?:)[^"]*\.ipynb', page), f"{path.name} links to a notebook file"
+
+
+# ------------------------------------------------------------------ hostile and unlucky notebooks
+
+SECRET = "TOP-SECRET-LINE-1234"
+HOSTILE_MARKDOWN = """# 01 </title><script>alert("title")</script> 标题
+
+<script>window.PWNED = alert(1)</script>
+<iframe src="https://evil.example/frame"></iframe><object data="https://evil.example/x.swf"></object>
+<embed src="https://evil.example/y.swf"><img src="https://evil.example/track.png" onerror="alert(2)">
+<img src=x onerror=alert(3)> <a href="javascript:alert(4)">js link</a> [md link](javascript:alert(5))
+<a href="jav&#x09;ascript:alert(6)">tab link</a> <a href="data:text/html,<script>alert(7)</script>">data link</a>
+<link rel="stylesheet" href="https://evil.example/a.css">
+<style>@import url(https://evil.example/b.css); body { background: url(https://evil.example/c.png) }</style>
+<meta http-equiv="refresh" content="0; url=https://evil.example/">
+<form action="https://evil.example/"><input name="q"><button>send</button></form><base href="https://evil.example/">
+<div onclick="alert(8)" style="background:url(https://evil.example/d.png)">styled text</div>
+<svg onload="alert(9)"><script>alert(10)</script></svg><math><mi xlink:href="javascript:alert(11)">x</mi></math>
+<details><summary>kept</summary>answer</details> <span style="color: red">red text</span>
+
+![leak](leak.png) ![leak2](leak2.png) ![fake](fake.png) ![vector](pic.svg) ![good](figure.png)
+<img src="leak.png"> <img src='../outside.png'> ![missing](attachment:nope.png)
+"""
+EVIL_SVG = '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(12)"><script>alert(13)</script><rect/></svg>'
+
+
+def hostile_series(tmp_path: Path, name: str = "01_hostile.ipynb") -> Path:
+    """A notebook folder with every kind of active or remote content a handout must not carry."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET)
+    (outside / "real.png").write_bytes(png_bytes("green"))
+    (tmp_path / "outside.png").write_bytes(png_bytes("yellow"))
+    (folder / "leak.png").symlink_to(outside / "secret.txt")  # a link to a text file elsewhere
+    (folder / "leak2.png").symlink_to(outside / "real.png")  # a link to an image elsewhere
+    (folder / "fake.png").write_text(SECRET)  # inside, but not an image
+    (folder / "pic.svg").write_text(EVIL_SVG)
+    (folder / "figure.png").write_bytes(png_bytes("blue"))
+    outputs = [
+        new_output("display_data", data={"text/html": '<script>alert(14)</script><b onmouseover="alert(15)">bold</b>'
+                                                      '<img src="https://evil.example/e.png">'}),
+        new_output("display_data", data={"application/javascript": "alert(16)", "text/plain": "<js>"}),
+        new_output("display_data", data={"image/svg+xml": EVIL_SVG}),
+        new_output("execute_result", execution_count=1, data={"text/markdown": "[click](javascript:alert(17))"}),
+        new_output("display_data", data={"image/png": 'AAAA" onerror="alert(18)'}),
+    ]
+    nb = new_notebook(cells=[
+        new_markdown_cell(HOSTILE_MARKDOWN, id="md1"),
+        new_code_cell("show()", id="c1", execution_count=1, outputs=outputs),
+    ])
+    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
+    nbformat.write(nb, folder / name)
+    return folder
+
+
+def assert_inert(page: str) -> None:
+    """Checks of our own, independent of classroom.unsafe_parts: nothing runs, nothing loads, nothing leaks."""
+    lowered = page.lower()
+    assert not re.search(r"<[^>]*alert\(", page), "code in a tag"  # as visible, escaped text it is harmless
+    assert "pwned" not in lowered
+    assert "evil.example" not in page
+    for tag in ("<script", "<iframe", "<object", "<embed", "<link", "<form", "<base", "<svg", "<meta http-equiv",
+                "<input>", "<input name", "<button"):
+        assert tag not in lowered, tag
+    assert not re.search(r"\son\w+\s*=", page), "an event attribute survived"
+    assert not re.search(r"(href|src)\s*=\s*[\"']?\s*(javascript|data:text)", lowered)
+    assert SECRET not in page and base64.b64encode(SECRET.encode()).decode()[:12] not in page
+    assert base64.b64encode(png_bytes("green")).decode()[:60] not in page, "an image from outside the folder"
+    assert base64.b64encode(png_bytes("yellow")).decode()[:60] not in page, "an image from outside the folder"
+    assert not re.search(r"<img[^>]*src=\"(?!data:image/(png|svg\+xml);base64,)", page), "an <img> that loads"
+
+
+def test_a_hostile_notebook_gives_an_inert_self_contained_handout(tmp_path):
+    folder = hostile_series(tmp_path)
+    written = write_handouts(tmp_path / "html", notebooks_dir=folder)
+    page = (tmp_path / "html" / "01_hostile.html").read_text(encoding="utf-8")
+    assert_inert(page)
+    assert classroom.unsafe_parts(page) == []
+    assert base64.b64encode(png_bytes("blue")).decode()[:60] in page, "an image inside the folder is embedded"
+    svg = base64.b64encode(EVIL_SVG.encode()).decode()
+    assert page.count(f'src="data:image/svg+xml;base64,{svg}"') == 2, "SVG only ever as an <img> data URI"
+    assert "<details><summary>kept</summary>" in page and "styled text" in page and "js link" in page
+    assert '<span style="color: red;">red text</span>' in page or '<span style="color: red">red text</span>' in page
+    assert "<b>bold</b>" in page
+    assert "&lt;/title&gt;&lt;script&gt;" in page.split("</title>")[0]  # the title, escaped
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert_inert(index)
+    assert [p.name for p in written] == ["01_hostile.html", "index.html"]
+
+
+def test_a_notebook_file_name_is_escaped_in_the_index(tmp_path):
+    name = '01_a"><img src=x onerror=alert(19)>#.ipynb'
+    folder = hostile_series(tmp_path, name)
+    write_handouts(tmp_path / "html", notebooks_dir=folder)
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert_inert(index)
+    href = re.search(r'<a href="([^"]*)">', index).group(1)
+    assert urllib.request.url2pathname(href.replace("&amp;", "&")) == name.replace(".ipynb", ".html")
+    assert (tmp_path / "html" / name.replace(".ipynb", ".html")).is_file()
+
+
+@pytest.mark.parametrize("src", ["leak.png", "leak2.png", "fake.png", "../outside.png", "/etc/passwd",
+                                 "figure.png/../../private/secret.txt", "nul\0.png", "https://x/y.png"])
+def test_only_images_inside_the_folder_are_embedded(tmp_path, src):
+    folder = hostile_series(tmp_path)
+    assert classroom.image_data_uri(src, str(folder)) is None
+    assert classroom.image_data_uri("figure.png", str(folder)).startswith("data:image/png;base64,")
+    assert classroom.image_data_uri("pic.svg", str(folder)).startswith("data:image/svg+xml;base64,")
+
+
+def test_html_and_student_refuse_every_spelling_of_the_source_folder(series, tmp_path, capsys):
+    link = tmp_path / "link"
+    link.symlink_to(series)
+    (tmp_path / "a_file").write_text("not a folder")
+    for main in (html_main, student_main):
+        for out, message in ((link, "inside the source folder"), (series / ".." / series.name, "inside the source folder"),
+                             (tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "sub", "is a file")):
+            before = snapshot(series)
+            assert main(["--out", str(out), "--notebooks", str(series)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
+            assert snapshot(series) == before
+
+
+def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, capsys):
+    for main in (html_main, student_main):
+        assert main(["--out", str(tmp_path / "out"), "--notebooks", str(tmp_path / "notebokos")]) == 2
+        assert "notebokos does not exist; check the --notebooks path" in capsys.readouterr().err
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        assert main(["--out", str(tmp_path / "out"), "--notebooks", str(tmp_path / "empty")]) == 2
+        assert "no notebooks (NN_name.ipynb) found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "nothing is written, not even an empty index"
+
+
+def test_an_unwritable_out_folder_is_one_sentence(series, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from helpers import files, runner
+
+    monkeypatch.setattr(runner.os, "access", lambda path, mode: False)
+    assert html_main(["--out", str(tmp_path / "html"), "--notebooks", str(series)]) == 2
+    assert "is read-only for you; choose a folder you can write to" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    for main in (html_main, student_main):
+        assert main(["--out", str(tmp_path / "out"), "--notebooks", str(series)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: could not write: Read-only file system;") and err.count("\n") == 1, err
+
+
+def test_a_broken_notebook_is_named(series, tmp_path, capsys):
+    (series / "03_broken.ipynb").write_text("{ this is not json")
+    assert html_main(["--out", str(tmp_path / "html"), "--notebooks", str(series)]) == 2
+    err = capsys.readouterr().err
+    assert "03_broken.ipynb is not a readable notebook" in err and err.count("\n") == 1

@@ -52,3 +52,25 @@ def test_check_parameter_rejects_with_a_clear_message(value, kind, minimum, maxi
     message = str(info.value)
     assert message.startswith("parameter knob must be")
     assert repr(value) in message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float64("nan"), 10**400],
+                         ids=["nan", "inf", "-inf", "numpy-nan", "10**400"])
+def test_check_parameter_refuses_non_finite_numbers(value):
+    with pytest.raises(ValueError, match=r"^parameter learning_rate must be a finite number >= 1e-06 and <= 10, "
+                                         r"not nan or infinity; got "):
+        check_parameter("learning_rate", value, float, minimum=1e-6, maximum=10)
+    with pytest.raises(ValueError, match="not nan or infinity"):
+        check_parameter("learning_rate", value, float)  # without bounds too: nan compares as neither < nor >
+
+
+def test_check_parameter_allows_non_finite_numbers_when_asked():
+    assert check_parameter("target", float("inf"), float, allow_nonfinite=True) == float("inf")
+    assert np.isnan(check_parameter("target", float("nan"), float, allow_nonfinite=True))
+    assert check_parameter("big", 10**400, int, minimum=1) == 10**400  # integers are always finite
+
+
+def test_check_parameter_shortens_a_huge_value_in_the_message():
+    with pytest.raises(ValueError) as info:
+        check_parameter("epochs", "x" * 10_000, int)
+    assert len(str(info.value)) < 200 and "(10002 characters)" in str(info.value)

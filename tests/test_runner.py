@@ -1,5 +1,12 @@
+import ast
+import math
+import os
+import random
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -138,3 +145,286 @@ def test_main_usage_and_unknown_command():
     assert result.returncode == 2 and "commands:" in result.stdout and "refresh" in result.stdout
     result = subprocess.run([sys.executable, "-m", "helpers", "fly"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "unknown command 'fly'" in result.stderr
+
+
+def cli(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+# --- a parameter is data, never code -----------------------------------------------------------------
+
+PAYLOAD = "('\"; import os; os.system(\"touch {marker}\"); \"',)"
+
+
+@pytest.mark.parametrize("text", ["(1, 2)", "{1, 2}", "b'x'", "1j", "1e999", "-1e999", "[('a',)]", "{'a': {1, 2}}",
+                                  "{1: 'a'}", "[" * 22 + "1" + "]" * 22, PAYLOAD])
+def test_parse_value_refuses_anything_but_plain_data(text):
+    with pytest.raises(ValueError, match="a parameter can only be a number, true/false, None, a string, or a list or dict"):
+        runner.parse_value(text)
+
+
+@pytest.mark.parametrize("text, value", [("[1, 'a', None]", [1, "a", None]), ("{'a': [1.5, True]}", {"a": [1.5, True]}),
+                                         ("None", None), ("-3", -3), ("nan", "nan"), ("'(1, 2)'", "(1, 2)")])
+def test_parse_value_accepts_plain_data(text, value):
+    assert runner.parse_value(text) == value
+
+
+def _tricky_strings():
+    rng = random.Random(0)
+    alphabet = "ab\\\"'\n\r\t\0#{}[]()\u2028\x85中\ud800 "
+    quotes3 = "'" * 3
+    fixed = ["\\", '"', "'", '\\"', '"' * 3, quotes3, "\\\n", "a" * 100_000 + '"\\', "\x00", "\ud800", '"; import os; "']
+    return fixed + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(300)]
+
+
+def test_every_plain_value_reaches_the_notebook_as_exactly_itself():
+    values = {"i": -5, "big": 10**40, "f": -0.0, "tiny": 5e-324, "b": False, "n": None, "s": "中文", "e": "", "l": [],
+              "d": {}, "nested": {"a": [1, {"b": [True, None, 2.5]}]}}
+    for i, text in enumerate(_tricky_strings()):
+        values[f"s{i}"] = text
+        values[f"d{i}"] = {text: [text]}
+    source = runner.injected_source(values)
+    tree = ast.parse(source)
+    assert all(isinstance(node, ast.Assign) for node in tree.body) and len(tree.body) == len(values)
+    for node in tree.body:
+        back = ast.literal_eval(node.value)
+        assert runner._same_value(back, values[node.targets[0].id])
+
+
+@pytest.mark.parametrize("value", [(1,), {1}, b"x", 1j, math.nan, math.inf, {1: "a"}, [("a",)], {"a": {1}}, Path("x"),
+                                   10**5000, range(2)], ids=lambda v: type(v).__name__)
+def test_injected_source_refuses_what_is_not_plain_data(value):
+    with pytest.raises(ValueError, match="give a number, true/false, None, a string|a parameter can only be"):
+        runner.injected_source({"seed": value})
+
+
+@pytest.mark.parametrize("name", ["x = 1; import os", "not", "1x", "a b", ""])
+def test_parameter_names_must_be_python_names(name):
+    with pytest.raises(ValueError, match="is not a Python name"):
+        runner.check_parameter_value(name, 1)
+
+
+def test_run_notebook_never_runs_code_from_a_parameter(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = write_notebook(tmp_path / "nb" / "01_p.ipynb", "print(repr(seed))", parameters='device = "auto"\nseed = 0')
+    for value in [(f'"; import os; os.system("touch {marker}"); "',), {f"{marker}"}, [(1,)]]:
+        with pytest.raises(ValueError):
+            runner.run_notebook(path, tmp_path / "out", {"seed": value}, progress_bar=False)
+    assert not (tmp_path / "out").exists()
+    hostile = '\\"; import os; os.system("touch ' + str(marker) + '"); x = "\n' + "'" * 3 + "\\"
+    result = runner.run_notebook(path, tmp_path / "out", {"seed": hostile}, progress_bar=False)
+    assert result.status == "ok", result.error
+    printed = "".join(o.get("text", "") for c in nbformat.read(result.output, as_version=4).cells
+                      if c.cell_type == "code" for o in c.get("outputs", []))
+    assert ast.literal_eval(printed.strip()) == hostile, "the kernel received exactly the string"
+    assert not marker.exists()
+
+
+def test_run_cli_refuses_the_payload_from_the_issue(tmp_path):
+    marker = tmp_path / "PWNED"
+    result = cli("run", "--only", "01", "--device", "cpu", "--out", str(tmp_path / "r"),
+                 "-p", "seed", PAYLOAD.format(marker=marker))
+    assert result.returncode == 2 and not marker.exists() and not (tmp_path / "r").exists()
+    assert result.stderr.startswith("error: -p seed: ") and result.stderr.count("\n") == 1
+
+
+# --- every notebook's parameters are checked before any notebook runs ----------------------------------
+
+SETUP = """import helpers
+
+helpers.check_parameter("seed", seed, int, minimum=0, maximum=2**32 - 1)
+for name in ("epochs", "more_epochs"):
+    helpers.check_parameter(name, globals()[name], int, minimum=1, maximum=100)
+helpers.check_parameter("learning_rate", learning_rate, float, minimum=1e-6, maximum=10)
+helpers.check_parameter("resume_at", resume_at, int, minimum=1, maximum=more_epochs)
+helpers.check_parameter("odd", odd, int, minimum=len("abc"))  # not a literal: left to the notebook
+"""
+PARAMETERS = 'device = "auto"\nseed = 0\nepochs = 2\nmore_epochs = 3\nlearning_rate = 1e-3\nresume_at = 1\nodd = 0'
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"epochs": 0}, "02_setup.ipynb: parameter epochs must be an integer >= 1 and <= 100; got 0"),
+    ({"more_epochs": 101}, "parameter more_epochs must be an integer >= 1 and <= 100; got 101"),
+    ({"learning_rate": math.nan}, "parameter learning_rate must be a finite number"),
+    ({"learning_rate": 11}, "parameter learning_rate must be a finite number >= 1e-06 and <= 10; got 11"),
+    ({"resume_at": 3, "more_epochs": 2}, "parameter resume_at must be an integer >= 1 and <= 2; got 3"),
+    ({"seed": -1}, "parameter seed must be an integer >= 0 and <= 4294967295; got -1"),
+    ({"epochs": "3"}, "parameter epochs must be an integer, like its default 2; got '3'"),
+    ({"epochs": True}, "parameter epochs must be an integer, like its default 2; got True"),
+    ({"device": 1}, "parameter device must be a string, like its default 'auto'; got 1"),
+])
+def test_check_notebook_parameters_reads_the_setup_cell(tmp_path, parameters, message):
+    path = write_notebook(tmp_path / "02_setup.ipynb", SETUP, parameters=PARAMETERS)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        runner.check_notebook_parameters(path, parameters)
+
+
+def test_check_notebook_parameters_accepts_good_values_and_leaves_unreadable_checks_to_the_notebook(tmp_path):
+    path = write_notebook(tmp_path / "02_setup.ipynb", SETUP, parameters=PARAMETERS)
+    runner.check_notebook_parameters(path, {})
+    runner.check_notebook_parameters(path, {"epochs": 100, "learning_rate": 1, "resume_at": 3, "odd": -5})
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"epochs": 0}, "06_training.ipynb: parameter epochs must be an integer >= 1"),
+    ({"learning_rate": math.nan}, "06_training.ipynb: parameter learning_rate must be a finite number"),
+    ({"seed": -1}, "parameter seed must be an integer >= 0"),
+    ({"batch_size": "64"}, "06_training.ipynb: parameter batch_size must be an integer"),
+])
+def test_the_series_own_checks_are_applied_up_front(parameters, message):
+    path = runner.NOTEBOOKS_DIR / "06_training.ipynb"
+    runner.check_notebook_parameters(path, {})  # the defaults pass
+    with pytest.raises(ValueError, match=re.escape(message)):
+        runner.check_notebook_parameters(path, parameters)
+
+
+def test_run_refuses_a_bad_value_before_any_notebook_runs(tmp_path):
+    nbdir = tmp_path / "nb"
+    write_notebook(nbdir / "01_first.ipynb", "open('ran', 'w').close()", parameters='device = "auto"\nseed = 0')
+    write_notebook(nbdir / "02_setup.ipynb", SETUP, parameters=PARAMETERS)
+    result = cli("run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"), "-p", "epochs", "0")
+    assert result.returncode == 2
+    assert result.stderr == "error: 02_setup.ipynb: parameter epochs must be an integer >= 1 and <= 100; got 0\n"
+    assert not (nbdir / "ran").exists() and not (tmp_path / "out").exists()
+
+
+# --- the sources are never written -----------------------------------------------------------------------
+
+def test_run_refuses_every_spelling_of_the_source_folder(tmp_path):
+    nbdir = tmp_path / "nb"
+    write_notebook(nbdir / "01_a.ipynb", "print(epochs)")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(nbdir)
+    (tmp_path / "a_file").write_text("x")
+    before = {p.name: p.read_bytes() for p in nbdir.iterdir()}
+    for out, message in ((nbdir, "inside the source folder"), (tmp_path / "x" / ".." / "nb", "inside the source folder"),
+                         (tmp_path / "link", "inside the source folder"), (nbdir / "sub", "inside the source folder"),
+                         (tmp_path / "a_file", "is a file")):
+        result = cli("run", "--notebooks", str(nbdir), "--out", str(out))
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        with pytest.raises(ValueError, match=message):
+            runner.run_notebook(nbdir / "01_a.ipynb", out, {})
+    assert {p.name: p.read_bytes() for p in nbdir.iterdir()} == before
+
+
+def test_a_link_in_the_output_folder_is_replaced_not_written_through(tmp_path):
+    source = write_notebook(tmp_path / "nb" / "01_a.ipynb", "print(epochs)")
+    before = source.read_bytes()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "01_a.ipynb").symlink_to(source)
+    result = runner.run_notebook(source, tmp_path / "out", {"epochs": 7}, progress_bar=False)
+    assert result.status == "ok" and source.read_bytes() == before
+    assert not result.output.is_symlink()
+
+
+def test_an_interrupted_run_keeps_the_previous_output_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import papermill
+
+    source = write_notebook(tmp_path / "nb" / "01_a.ipynb", "print(epochs)")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "01_a.ipynb").write_text("the finished output of an earlier run")
+
+    def half_then_interrupted(input_path, output_path, **kwargs):
+        Path(output_path).write_text('{"cells": [')  # papermill writes as it goes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", half_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_notebook(source, out, {})
+    assert [p.name for p in out.iterdir()] == ["01_a.ipynb"]
+    assert (out / "01_a.ipynb").read_text() == "the finished output of an earlier run"
+
+
+@pytest.mark.parametrize("command", ["run", "refresh"])
+def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, command):
+    extra = ["--out", str(tmp_path / "out")] if command == "run" else []
+    result = cli(command, "--notebooks", str(tmp_path / "notebokos"), *extra)
+    assert result.returncode == 2
+    assert result.stderr == f"error: the notebooks folder {tmp_path / 'notebokos'} does not exist; check the --notebooks path\n"
+
+
+# --- Ctrl-C, kernel noise ------------------------------------------------------------------------------------
+
+def _interrupt(tmp_path, args, started):
+    """Run ``python -m helpers ARGS``, send SIGINT once ``started`` exists, return (process, stdout, stderr)."""
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    (tmp_path / "tmp").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), process.communicate(timeout=60)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return process, stdout, stderr
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+SLEEPER = "import os, pathlib, time\npathlib.Path({started!r}).write_text(str(os.getpid()))\ntime.sleep(120)"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_during_run_stops_cleanly(tmp_path):
+    nbdir, started = tmp_path / "nb", tmp_path / "started"
+    write_notebook(nbdir / "01_a.ipynb", "print(epochs)")
+    write_notebook(nbdir / "02_sleep.ipynb", SLEEPER.format(started=str(started)))
+    write_notebook(nbdir / "03_c.ipynb", "print(epochs)")
+    process, stdout, stderr = _interrupt(tmp_path, ["run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"),
+                                                    "--no-progress"], started)
+    assert process.returncode == 130
+    assert stderr.strip() == "interrupted: 02_sleep.ipynb was stopped and has no output; finished before it: 01_a.ipynb (ok)"
+    assert "Traceback" not in stdout + stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_a.ipynb"]
+    assert _gone(int(started.read_text())), "the kernel must not outlive the run"
+    assert list((tmp_path / "tmp").iterdir()) == [], "no connection or socket files left behind"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_during_refresh_stops_cleanly_and_keeps_the_source(tmp_path):
+    started = tmp_path / "started"
+    source = write_notebook(tmp_path / "nb" / "01_sleep.ipynb", SLEEPER.format(started=str(started)))
+    before = source.read_bytes()
+    process, stdout, stderr = _interrupt(tmp_path, ["refresh", "--notebooks", str(tmp_path / "nb")], started)
+    assert process.returncode == 130
+    assert stderr.strip() == "interrupted: 01_sleep.ipynb was left as it was; refreshed before it: none"
+    assert "Traceback" not in stdout + stderr and "FAILED" not in stderr
+    assert source.read_bytes() == before and sorted(p.name for p in source.parent.iterdir()) == ["01_sleep.ipynb"]
+    assert _gone(int(started.read_text()))
+
+
+def test_the_kernels_own_messages_stay_out_of_the_terminal(tmp_path):
+    nbdir = tmp_path / "nb"
+    noisy = ("import atexit, os\natexit.register(os.write, 2, b'KERNEL-STDERR-MARK\\n')\n"
+             "get_ipython().kernel.log.error('KeyboardInterrupt caught in kernel.')")
+    for n in (1, 2, 3):
+        write_notebook(nbdir / f"0{n}_noisy.ipynb", noisy)
+    result = cli("run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "KERNEL-STDERR-MARK" not in result.stderr + result.stdout
+    assert "KeyboardInterrupt" not in result.stderr + result.stdout and "IPKernelApp" not in result.stderr
+    assert result.stderr == ""
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
+    import helpers.__main__ as cli_main
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_main.COMMANDS, "html", ("helpers.runner", "interrupted_for_test", ""))
+    monkeypatch.setattr(runner, "interrupted_for_test", interrupted, raising=False)
+    assert cli_main.main(["html"]) == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"

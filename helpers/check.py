@@ -1,0 +1,784 @@
+"""Check a class's submitted exercises: ``python -m helpers check SUBMISSIONS...``.
+
+Each submission (a student edition of one lesson, as made by ``python -m helpers
+student`` and filled in by a student) is graded with the teacher's copy of the
+lesson: a fresh notebook is built from the source notebook in ``notebooks/`` in
+which every exercise's reference solution is replaced by the student's exercise
+cell(s); the teacher's lesson cells and the teacher's check cells stay as they
+are (a student who edits a check to ``pass`` gains nothing, and any other edit
+the student made to the lesson is ignored). That notebook runs in its own kernel,
+from a clean state, on the CPU, in a fresh temporary folder, with a time limit per
+exercise cell and per notebook. Cells run one by one and errors do not stop the
+run, so an error, an endless loop, ``sys.exit()`` or a crashed kernel costs only
+the exercises from that point on, and only that student's.
+
+Cells of a student edition are matched by tags, which JupyterLab keeps when it
+saves a notebook: ``exercise-N`` on the exercise cell (plus ``check`` on its check
+cell, ``written`` on a written answer), and the notebook metadata
+``{"pytorch_basics": {"lesson": "NN", "edition": "student"}}``.
+
+This prevents accidents, not attacks: a student's code runs with the teacher's
+user rights and could still reach any file on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import csv
+import html
+import io
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import nbformat
+
+from .classroom import CHECK_TAG, SERIES_METADATA, SOLUTION_TAG, WRITTEN_ANSWER, WRITTEN_TAG
+from .runner import (
+    NOTEBOOKS_DIR, _kernel_manager_class, check_out_dir, injected_source, list_notebooks, make_out_dir,
+    notebook_parameters, parse_value,
+)
+
+DEFAULT_OUT = Path("check-results")
+CELL_TIMEOUT = 120  # seconds for one of the student's cells or a check cell (07's exercise trains a little)
+NOTEBOOK_TIMEOUT = 900  # seconds for a whole submission (lesson 06 takes about 6 minutes on a busy 2-core machine)
+PROBE_TIMEOUT = 15  # seconds a kernel may take to answer again after an interrupted cell
+COULD_NOT_CHECK = "could not be checked"
+HANDOUT_HINT = "hand out notebooks made with `python -m helpers student`"
+
+PASSED, FAILED, MISSING, NOT_ATTEMPTED, TIMED_OUT, KERNEL_DIED, NOT_RUN = (
+    "passed", "failed", "missing", "not attempted", "timed out", "kernel died", "not run",
+)
+WRITTEN, NOT_ANSWERED = "written", "not answered"
+
+_EXERCISE = re.compile(r"^exercise-(\d+)$")
+_LESSON_FILE = re.compile(r"^(\d\d)_")
+
+
+class NotASubmission(ValueError):
+    """The file is not a student edition of this series (or cannot be read as one)."""
+
+
+# ------------------------------------------------------------------ reading notebooks
+
+
+def exercise_number(cell: nbformat.NotebookNode) -> Optional[int]:
+    """N for a cell tagged ``exercise-N``, else None."""
+    for tag in cell.get("metadata", {}).get("tags", []):
+        match = _EXERCISE.match(str(tag))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _is_answer_cell(cell: nbformat.NotebookNode) -> bool:
+    """A student's code exercise cell: tagged exercise-N, not a check."""
+    tags = _tags(cell)
+    return cell.cell_type == "code" and exercise_number(cell) is not None and CHECK_TAG not in tags
+
+
+def _is_written_cell(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "markdown" and exercise_number(cell) is not None and WRITTEN_TAG in _tags(cell)
+
+
+def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str:
+    """The lesson number ("03") of a student edition; raise NotASubmission for any other notebook."""
+    meta = nb.metadata.get(SERIES_METADATA)
+    meta = meta if isinstance(meta, dict) else {}
+    if any(SOLUTION_TAG in _tags(c) for c in nb.cells):
+        raise NotASubmission(
+            f"{path.name} contains reference solutions (cells tagged solution): it is a teacher's notebook, "
+            f"not a student's submission; {HANDOUT_HINT}"
+        )
+    has_exercises = any(_is_answer_cell(c) or _is_written_cell(c) for c in nb.cells)
+    if meta.get("edition") != "student" and not has_exercises:
+        raise NotASubmission(
+            f"{path.name} is not a student edition of this series (no lesson metadata and no exercise cells); "
+            f"{HANDOUT_HINT}"
+        )
+    lesson = str(meta.get("lesson") or "")
+    if not re.fullmatch(r"\d\d", lesson):
+        match = _LESSON_FILE.match(path.name)
+        if not match:
+            raise NotASubmission(
+                f"cannot tell which lesson {path.name} belongs to (no lesson in its metadata and the file name "
+                "does not start with the lesson number, e.g. 03_...); give it its original name"
+            )
+        lesson = match.group(1)
+    return lesson
+
+
+def source_notebook(lesson: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+    """The teacher's notebook of ``lesson`` ("03") in ``notebooks_dir``."""
+    matches = [p for p in list_notebooks(Path(notebooks_dir)) if p.name[:2] == lesson]
+    if not matches:
+        raise NotASubmission(f"lesson {lesson} is not in {notebooks_dir} (is --notebooks the right folder?)")
+    return matches[0]
+
+
+def is_blank_answer(source: str) -> bool:
+    """True when a cell holds nothing but comments and blank lines (the untouched TODO and hints)."""
+    return all(not line.strip() or line.strip().startswith("#") for line in source.splitlines())
+
+
+def student_name(path: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
+    """Who handed ``path`` in: its folder's name when the file keeps the name it was handed out with, else its stem."""
+    handed_out = {p.name for p in list_notebooks(Path(notebooks_dir))}
+    if path.name in handed_out and path.parent.name:
+        return path.parent.name  # class/zhang_san/03_build_model.ipynb
+    return path.stem  # class/zhang_san.ipynb, class/03_zhang_san.ipynb
+
+
+# ------------------------------------------------------------------ the graded notebook
+
+
+@dataclass
+class Exercise:
+    """One exercise of a lesson and what became of it for one student."""
+
+    number: int
+    written: bool = False
+    status: str = ""  # PASSED, FAILED, ... (see the constants above)
+    detail: str = ""  # the first line of the error, the written answer, ...
+
+    def label(self) -> str:
+        """What the table shows: status and detail on one line."""
+        return f"{self.status}: {self.detail}" if self.detail else self.status
+
+
+@dataclass
+class Planned:
+    """A cell of the graded notebook and its role: lesson, answer (the student's) or check (the teacher's)."""
+
+    cell: nbformat.NotebookNode
+    role: str
+    exercise: Optional[int] = None
+
+
+def graded_notebook(
+    source: nbformat.NotebookNode, student: nbformat.NotebookNode, parameters: Optional[dict[str, Any]] = None
+) -> tuple[nbformat.NotebookNode, list[Planned], dict[int, Exercise]]:
+    """The teacher's lesson with the student's exercise cells in place of the solutions.
+
+    Returns the notebook (only up to the last exercise; later cells cannot change a
+    mark), each cell's role, and the exercises, already marked where nothing needs
+    to run (missing, not attempted, written answers).
+    """
+    answers: dict[int, list[nbformat.NotebookNode]] = {}
+    written: dict[int, list[str]] = {}
+    source_ids = {c.get("id") for c in source.cells}
+    # cells the student added right below an exercise cell count as part of the answer:
+    # code cells below a code exercise, Markdown cells below a written one
+    current: Optional[tuple[int, str]] = None
+    for cell in student.cells:
+        number = exercise_number(cell)
+        if _is_answer_cell(cell):
+            answers.setdefault(number, []).append(cell)
+            current = (number, "code")
+        elif _is_written_cell(cell):
+            written.setdefault(number, []).append(cell.source)
+            current = (number, "markdown")
+        elif cell.get("id") not in source_ids and not _tags(cell) and current is not None:
+            if cell.cell_type == current[1] == "code":
+                answers[current[0]].append(cell)
+            elif cell.cell_type == current[1] == "markdown":
+                written[current[0]].append(cell.source)
+        else:
+            current = None
+
+    exercises: dict[int, Exercise] = {}
+    last = max((i for i, c in enumerate(source.cells) if exercise_number(c) is not None), default=-1)
+    cells, plan = [], []
+
+    def add(cell: nbformat.NotebookNode, role: str, exercise: Optional[int] = None) -> None:
+        cell = copy.deepcopy(cell)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+        plan.append(Planned(cell, role, exercise))
+
+    for cell in source.cells[: last + 1]:
+        number, tags = exercise_number(cell), _tags(cell)
+        if number is not None and SOLUTION_TAG in tags and cell.cell_type == "markdown":
+            texts = [t for t in written.get(number, []) if t.strip() and t.strip() != WRITTEN_ANSWER.strip()]
+            exercises[number] = Exercise(number, True, WRITTEN if texts else NOT_ANSWERED, "\n\n".join(texts))
+        elif number is not None and SOLUTION_TAG in tags:
+            mine = answers.get(number, [])
+            if not mine:
+                exercises[number] = Exercise(number, status=MISSING, detail=f"no cell tagged exercise-{number} (deleted?)")
+            elif all(is_blank_answer(c.source) for c in mine):
+                exercises[number] = Exercise(number, status=NOT_ATTEMPTED)
+            else:
+                exercises[number] = Exercise(number)
+                for answer in mine:
+                    add(nbformat.v4.new_code_cell(answer.source), "answer", number)
+        elif number is not None and CHECK_TAG in tags:
+            if number in exercises and not exercises[number].status:
+                add(cell, "check", number)
+        else:
+            add(cell, "lesson")
+            if cell.cell_type == "code" and "parameters" in tags:
+                declared = re.findall(r"^(\w+)\s*=", cell.source, re.MULTILINE)
+                values = {"device": "cpu", **{k: v for k, v in (parameters or {}).items() if k in declared}}
+                injected = injected_source(values)  # plain data only, as `run` writes parameters
+                add(nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}), "lesson")
+    for number, ex in exercises.items():
+        if not ex.status and not any(p.role == "check" and p.exercise == number for p in plan):
+            ex.status, ex.detail = FAILED, f"lesson error: exercise {number} has no check cell in the source"
+    nb = nbformat.v4.new_notebook(metadata=copy.deepcopy(source.metadata))
+    nb.cells = cells  # the very cells in ``plan``: executing them fills in the notebook's outputs
+    return nb, plan, dict(sorted(exercises.items()))
+
+
+# ------------------------------------------------------------------ running one submission
+
+
+@dataclass
+class Submission:
+    """One row of the results: a student's notebook of one lesson."""
+
+    path: Path
+    student: str
+    lesson: str = ""
+    exercises: dict[int, Exercise] = field(default_factory=dict)
+    problem: str = ""  # why the notebook could not be graded at all (not a student edition, ...)
+    notes: list[str] = field(default_factory=list)  # e.g. a lesson cell that failed
+    seconds: float = 0.0
+    executed: Optional[nbformat.NotebookNode] = None
+
+    def summary(self) -> str:
+        """A short line for progress output: passed/total or the problem."""
+        if self.problem:
+            return self.problem
+        code = [e for e in self.exercises.values() if not e.written]
+        passed = sum(e.status == PASSED for e in code)
+        return f"{passed}/{len(code)} passed" + (f", {len(self.exercises) - len(code)} written" if len(code) < len(self.exercises) else "")
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _error_text(reply: dict[str, Any]) -> str:
+    ename, evalue = reply.get("ename", "Error"), _first_line(reply.get("evalue", ""))
+    return f"{ename}: {evalue}" if evalue else ename
+
+
+def _kernel_env(home: Path, threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("MPLBACKEND", "PYTHONSTARTUP", "JUPYTER_PLATFORM_DIRS"):
+        env.pop(name, None)
+    env.update(
+        HELPERS_AUTO_DEVICE="cpu",  # device "auto" means the CPU
+        CUDA_VISIBLE_DEVICES="",  # and no GPU is visible at all
+        MPLBACKEND="Agg",  # figures are drawn off-screen
+        HOME=str(home),  # ~ is the submission's temporary folder
+        IPYTHONDIR=str(home / ".ipython"),
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    return env
+
+
+def _workspace(root: Path, data_dir: Optional[Path]) -> Path:
+    """A fresh folder for one submission: ROOT/work is the kernel's working folder, ROOT/data its data."""
+    work = root / "work"
+    work.mkdir(parents=True)
+    if data_dir is not None and Path(data_dir).is_dir():
+        (root / "data").symlink_to(Path(data_dir).resolve(), target_is_directory=True)  # notebooks read ../data
+    return work
+
+
+async def run_graded(
+    nb: nbformat.NotebookNode,
+    plan: list[Planned],
+    exercises: dict[int, Exercise],
+    workdir: Path,
+    env: dict[str, str],
+    cell_timeout: float = CELL_TIMEOUT,
+    notebook_timeout: float = NOTEBOOK_TIMEOUT,
+    log: Optional[Any] = None,
+) -> list[str]:
+    """Execute the graded notebook cell by cell and mark ``exercises``; return notes on lesson cells that failed."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    deadline = time.monotonic() + notebook_timeout
+    errors: dict[int, dict[str, Any]] = {}
+    roles = {id(p.cell): p for p in plan}
+
+    def timeout_for(cell: nbformat.NotebookNode) -> int:
+        left = deadline - time.monotonic()
+        role = roles.get(id(cell))
+        limit = left if role is None or role.role == "lesson" else min(cell_timeout, left)
+        return max(1, int(limit + 0.999))
+
+    def on_cell_error(cell: nbformat.NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        errors[cell_index] = execute_reply.get("content", {})
+
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": "CellTimeoutError", "evalue": "timed out", "traceback": []},
+        timeout_func=timeout_for,
+        startup_timeout=120,
+        shutdown_kernel="immediate",  # the kernel is thrown away; no need to wait for a clean exit
+        record_timing=False,
+        kernel_manager_class=_kernel_manager_class(log),  # the kernel's own messages go to ``log``
+        on_cell_error=on_cell_error,
+    )
+    notes: list[str] = []
+    pending = {n for n, e in exercises.items() if not e.status}
+    failed_answer: set[int] = set()
+
+    def give_up(status: str, detail: str) -> None:
+        for number in sorted(pending):
+            exercises[number].status, exercises[number].detail = status, detail
+        pending.clear()
+
+    client.km = client.create_kernel_manager()
+    try:
+        await client.async_start_new_kernel(cwd=str(workdir), env=env)
+        await client.async_start_new_kernel_client()
+        lesson_number = 0
+        for index, step in enumerate(plan):
+            if not pending:
+                break
+            cell = step.cell
+            if cell.cell_type != "code":
+                continue
+            if step.role == "lesson" and "injected-parameters" not in _tags(cell):
+                lesson_number += 1  # as the teacher counts the lesson's code cells
+            if step.exercise is not None and (step.exercise not in pending or step.exercise in failed_answer):
+                continue  # a check after a failed answer: the answer's error is the mark
+            if time.monotonic() >= deadline:
+                give_up(TIMED_OUT, f"the notebook's time limit ({notebook_timeout:.0f} s) ran out")
+                break
+            limit = timeout_for(cell)
+            try:
+                await client.async_execute_cell(cell, index)
+            except DeadKernelError:
+                where = f"in exercise {step.exercise}" if step.exercise is not None else "in a lesson cell"
+                if step.exercise is not None:
+                    exercises[step.exercise].status = KERNEL_DIED
+                    exercises[step.exercise].detail = "the kernel stopped (os._exit, a crash or out of memory?)"
+                    pending.discard(step.exercise)
+                give_up(NOT_RUN, f"the kernel died earlier ({where})")
+                break
+            error = errors.get(index)
+            timed_out = bool(error) and error.get("ename") == "CellTimeoutError"
+            if step.exercise is not None:
+                ex = exercises[step.exercise]
+                if timed_out:
+                    ex.status, ex.detail = TIMED_OUT, f"stopped after {limit} s (an endless loop?)"
+                elif error:
+                    where = "your code" if step.role == "answer" else "check"
+                    ex.status, ex.detail = FAILED, f"{where}: {_error_text(error)}"
+                elif step.role == "check":
+                    ex.status = PASSED
+                if ex.status:
+                    pending.discard(step.exercise)
+                    if step.role == "answer":
+                        failed_answer.add(step.exercise)
+            elif error:
+                first = (cell.source.strip().splitlines() or [""])[0][:60]
+                what = "timed out" if timed_out else _error_text(error)
+                notes.append(f"lesson code cell {lesson_number} ({first!r}) failed: {what}")
+            if timed_out and not await _responds(client, errors):
+                give_up(NOT_RUN, "the kernel did not stop after a time-out")
+                break
+    finally:
+        await client._async_cleanup_kernel()
+    for number in sorted(pending):  # checks that never ran (cannot happen unless the plan is odd)
+        exercises[number].status = NOT_RUN
+    return notes
+
+
+async def _responds(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
+    """True when the kernel answers a trivial request again (after an interrupted cell)."""
+    probe = nbformat.v4.new_code_cell("pass")
+    timeout_func = client.timeout_func
+    client.timeout_func = lambda cell: PROBE_TIMEOUT
+    try:
+        await client.async_execute_cell(probe, -1, store_history=False)
+    except Exception:  # the kernel died
+        return False
+    finally:
+        client.timeout_func = timeout_func
+    return errors.pop(-1, None) is None
+
+
+async def grade_submission(
+    path: Path,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    data_dir: Optional[Path] = None,
+    parameters: Optional[dict[str, Any]] = None,
+    cell_timeout: float = CELL_TIMEOUT,
+    notebook_timeout: float = NOTEBOOK_TIMEOUT,
+    threads: int = 1,
+) -> Submission:
+    """Grade one submitted notebook (see the module docstring); never raises for a bad submission."""
+    path = Path(path)
+    result = Submission(path, student_name(path, notebooks_dir))
+    start = time.perf_counter()
+    try:
+        try:
+            student = nbformat.read(path, as_version=4)
+        except Exception as exc:  # not JSON, not a notebook, unreadable
+            raise NotASubmission(f"{path.name} cannot be read as a notebook ({type(exc).__name__}: {_first_line(exc)})")
+        result.lesson = lesson_of(path, student)
+        source = nbformat.read(source_notebook(result.lesson, notebooks_dir), as_version=4)
+        if not any(exercise_number(c) is not None and SOLUTION_TAG in _tags(c) for c in source.cells):
+            raise NotASubmission(
+                f"lesson {result.lesson} in {notebooks_dir} has no exercises tagged exercise-N, so nothing can be checked"
+            )
+        nb, plan, result.exercises = graded_notebook(source, student, parameters)
+        if any(not e.status for e in result.exercises.values()):
+            root = Path(tempfile.mkdtemp(prefix="helpers-check-"))
+            try:
+                workdir = _workspace(root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data")
+                env = _kernel_env(root / "home", threads)
+                (root / "home").mkdir()
+                with open(root / "kernel.log", "w", encoding="utf-8") as log:
+                    result.notes = await run_graded(
+                        nb, plan, result.exercises, workdir, env, cell_timeout, notebook_timeout, log
+                    )
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+        result.executed = nb
+    except NotASubmission as exc:
+        result.problem = str(exc)
+    except Exception as exc:  # the run itself broke (e.g. no kernel could start): say so in this row
+        result.problem = f"{COULD_NOT_CHECK}: {type(exc).__name__}: {_first_line(exc)}"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def find_submissions(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Path]:
+    """The notebooks among ``paths`` (files, or folders searched recursively), in a stable order.
+
+    JupyterLab's ``.ipynb_checkpoints`` and other hidden folders are skipped, and so is
+    anything under ``exclude`` (the results folder, whose executed notebooks are no submissions).
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*.ipynb")
+                if p.is_file() and ".ipynb_checkpoints" not in p.parts and not any(s.startswith(".") for s in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValueError(f"{path} does not exist; give the files or folders of the students' notebooks")
+    skip = [Path(p).resolve() for p in exclude]
+    unique = dict.fromkeys(p.resolve() for p in found)
+    return [p for p in unique if not any(p == s or s in p.parents for s in skip)]
+
+
+async def _check_all(paths: list[Path], results: list[Optional[Submission]], jobs: int, progress: Callable, **options) -> None:
+    limit = asyncio.Semaphore(max(1, jobs))
+    done = 0
+
+    async def one(i: int, path: Path) -> None:
+        nonlocal done
+        async with limit:
+            results[i] = await grade_submission(path, **options)
+            done += 1
+            progress(done, len(paths), results[i])
+
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+
+
+def check_submissions(
+    paths: Sequence[Path],
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    jobs: int = 1,
+    progress: Optional[Callable[[int, int, Submission], None]] = None,
+    results: Optional[list] = None,
+    **options: Any,
+) -> list[Submission]:
+    """Grade every notebook in ``paths`` (``jobs`` at a time); return one Submission per notebook, in order.
+
+    ``results``, if given, is filled in as submissions finish (so a caller that is
+    interrupted with Ctrl-C still has the finished ones). ``options`` go to
+    grade_submission (data_dir, parameters, cell_timeout, notebook_timeout).
+    """
+    files = find_submissions(paths, exclude=options.pop("exclude", ()))
+    if not files:
+        raise ValueError("no notebooks (.ipynb) found in " + ", ".join(str(p) for p in paths))
+    slots: list[Optional[Submission]] = results if results is not None else []
+    slots[:] = [None] * len(files)
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    options.setdefault("threads", threads)
+    asyncio.run(_check_all(files, slots, jobs, progress or (lambda *a: None), notebooks_dir=notebooks_dir, **options))
+    return [r for r in slots if r is not None]
+
+
+# ------------------------------------------------------------------ the table (text, CSV, HTML)
+
+
+def exercise_columns(results: Sequence[Submission]) -> list[int]:
+    """The exercise numbers that appear in any row."""
+    return sorted({n for r in results for n in r.exercises})
+
+
+def _cell_text(result: Submission, number: int, width: Optional[int] = None) -> str:
+    ex = result.exercises.get(number)
+    if ex is None:
+        return ""
+    if ex.written:
+        text = "written: read by the teacher" if ex.status == WRITTEN else "written: not answered"
+    else:
+        text = ex.label()
+    if width is not None and _width(text) > width:
+        while _width(text) > width - 1:
+            text = text[:-1]
+        text += "…"
+    return text
+
+
+def table_rows(results: Sequence[Submission], width: Optional[int] = None) -> list[list[str]]:
+    """Header and one row per submission: student, lesson, one column per exercise, notes."""
+    numbers = exercise_columns(results)
+    rows = [["student", "lesson", *[f"exercise {n}" for n in numbers], "notes"]]
+    for r in results:
+        notes = r.problem or "; ".join(r.notes)
+        rows.append([r.student, r.lesson or "-", *[_cell_text(r, n, width) for n in numbers], notes])
+    return rows
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def format_table(results: Sequence[Submission], width: int = 48) -> str:
+    """A plain-text table, aligned for Chinese text too; long errors are cut to ``width`` columns."""
+    rows = table_rows(results, width)
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def results_csv(results: Sequence[Submission]) -> str:
+    """The table as CSV text (full error lines; a written answer's text in its column)."""
+    numbers = exercise_columns(results)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["student", "lesson", "file", *[f"exercise {n}" for n in numbers], "notes", "seconds"])
+    for r in results:
+        cells = []
+        for n in numbers:
+            ex = r.exercises.get(n)
+            cells.append("" if ex is None else (f"{_cell_text(r, n)}\n{ex.detail}".strip() if ex.written else ex.label()))
+        writer.writerow([r.student, r.lesson, str(r.path), *cells, r.problem or "; ".join(r.notes), f"{r.seconds:.1f}"])
+    return buffer.getvalue()
+
+
+_HTML_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC",
+       sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; }
+th { background: #f3f3f3; text-align: left; }
+td.passed { background: #e3f6e3; } td.failed, td.kernel-died { background: #fbe3e3; }
+td.timed-out { background: #fdf0d5; } td.missing, td.not-attempted, td.not-run, td.not-answered { background: #eee; }
+td.written { background: #e6eefb; } td.problem { background: #fbe3e3; }
+.detail { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em; white-space: pre-wrap; }
+.answer { white-space: pre-wrap; max-width: 40em; }
+"""
+
+
+def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
+    """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped."""
+    e = html.escape
+    numbers = exercise_columns(results)
+    head = "".join(f"<th>练习 {n}<br>exercise {n}</th>" for n in numbers)
+    rows = []
+    for r in results:
+        cells = [f"<td>{e(r.student)}<div class=\"detail\">{e(r.path.name)}</div></td>", f"<td>{e(r.lesson or '-')}</td>"]
+        if r.problem:
+            cells.append(f'<td class="problem" colspan="{len(numbers) + 1}">{e(r.problem)}</td>')
+        else:
+            for n in numbers:
+                ex = r.exercises.get(n)
+                if ex is None:
+                    cells.append("<td></td>")
+                elif ex.written:
+                    body = f'<div class="answer">{e(ex.detail)}</div>' if ex.detail else ""
+                    label = "书面回答, 老师批阅 written: read by the teacher" if ex.status == WRITTEN else "未作答 not answered"
+                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(label)}{body}</td>')
+                else:
+                    detail = f'<div class="detail">{e(ex.detail)}</div>' if ex.detail else ""
+                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(ex.status)}{detail}</td>')
+            cells.append(f'<td class="detail">{e("; ".join(r.notes))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    graded = [r for r in results if not r.problem]
+    totals = []
+    for n in numbers:
+        marked = [r.exercises[n] for r in graded if n in r.exercises]
+        if marked and marked[0].written:
+            totals.append(f"<td>{sum(e.status == WRITTEN for e in marked)}/{len(marked)} 已作答 answered</td>")
+        else:
+            totals.append(f"<td>{sum(e.status == PASSED for e in marked)}/{len(marked)} passed</td>")
+    foot = f"<tfoot><tr><th>合计 total</th><td></td>{''.join(totals)}<td></td></tr></tfoot>"
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="zh">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
+        f"<title>{e(title)}</title>",
+        f"<style>{_HTML_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>{len(results)} 份作业 submissions。</p>",
+        "<table>",
+        f"<thead><tr><th>学生 student</th><th>课 lesson</th>{head}<th>备注 notes</th></tr></thead>",
+        "<tbody>",
+        *rows,
+        "</tbody>",
+        foot,
+        "</table>",
+        "</body>",
+        "</html>",
+        "",
+    ])
+
+
+def write_results(results: Sequence[Submission], out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Write results.csv (UTF-8 with BOM, for Excel), results.html and the executed notebooks; return the files.
+
+    ``executed/NN_student_lesson.ipynb`` is the graded notebook as it ran (the
+    teacher's lesson with the student's cells), with every traceback in full.
+    """
+    from .classroom import write_atomic
+
+    out = make_out_dir(check_out_dir(out_dir, notebooks_dir, example="--out check-results"))
+    csv_path, html_path = out / "results.csv", out / "results.html"
+    write_atomic(csv_path, "\ufeff" + results_csv(results))
+    write_atomic(html_path, results_html(results))
+    written = [csv_path, html_path]
+    executed = out / "executed"
+    if executed.is_dir():
+        shutil.rmtree(executed)  # from an earlier run
+    for i, r in enumerate(results, 1):
+        if r.executed is not None:
+            safe = re.sub(r"[^\w.-]+", "_", r.student).strip("._")[:60] or "student"
+            path = executed / f"{i:02d}_{safe}_{r.lesson}.ipynb"
+            write_atomic(path, nbformat.writes(r.executed) + "\n")
+            written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------ command line
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m helpers check``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers check",
+        description="Run each submitted student notebook in its own kernel (CPU, temporary folder, time limits) "
+        "and report, for every exercise, whether the teacher's check passes.",
+    )
+    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
+                        help="students' notebooks, or folders of them (searched recursively)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.csv and results.html (default: check-results/)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
+                        help="the teacher's source notebooks, whose checks are used (default: notebooks/)")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="data folder the notebooks read as ../data (default: data/ next to --notebooks)")
+    parser.add_argument("--jobs", "-j", type=int, default=2, help="submissions checked at the same time (default: 2)")
+    parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, metavar="S",
+                        help=f"time limit per submission in seconds (default: {NOTEBOOK_TIMEOUT})")
+    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, metavar="S",
+                        help=f"time limit for each of the student's cells and each check (default: {CELL_TIMEOUT})")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a lesson parameter, e.g. -p epochs 1 (repeatable; device is always cpu)")
+    args = parser.parse_args(list(argv))
+    try:
+        params = {name: parse_value(value) for name, value in args.parameter}
+        injected_source(params)  # plain data only
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if "device" in params:
+        print("error: submissions always run on the CPU; leave out -p device", file=sys.stderr)
+        return 2
+    if args.data is not None and not args.data.is_dir():
+        print(f"error: --data {args.data} is not a folder; give the folder that holds FashionMNIST/", file=sys.stderr)
+        return 2
+    if args.jobs < 1 or args.timeout <= 0 or args.cell_timeout <= 0:
+        print("error: --jobs, --timeout and --cell-timeout must be positive", file=sys.stderr)
+        return 2
+    declared = set().union(*(notebook_parameters(p) for p in list_notebooks(args.notebooks)))
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        print(f"error: unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
+              "in its parameters cell", file=sys.stderr)
+        return 2
+    try:
+        check_out_dir(args.out, args.notebooks, example="--out check-results")
+        files = find_submissions(args.submissions, exclude=[args.out])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not files:
+        print("error: no notebooks (.ipynb) found in " + ", ".join(map(str, args.submissions)), file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, result: Submission) -> None:
+        print(f"[{done}/{total}] {result.student} ({result.path.name}): {result.summary()} ({result.seconds:.1f} s)", flush=True)
+
+    print(f"checking {len(files)} notebook{'s' if len(files) != 1 else ''}, {args.jobs} at a time ...", flush=True)
+    finished: list = []
+    interrupted = False
+    # stopped by `kill` (SIGTERM): stop as on Ctrl-C, so the kernels are shut down and the temporary folders removed
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        check_submissions(files, args.notebooks, args.jobs, progress, finished, data_dir=args.data,
+                          parameters=params, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    results = [r for r in finished if r is not None]
+    if results:
+        print()
+        print(format_table(results))
+    try:
+        written = write_results(results, args.out, args.notebooks)
+    except (ValueError, OSError) as exc:
+        print(f"error: the results could not be written: {exc}", file=sys.stderr)
+        return 2
+    print(f"\nwrote {written[0]} and {written[1]} (the executed notebooks, with full tracebacks, are in "
+          f"{written[0].parent / 'executed'})")
+    if interrupted:
+        print(f"interrupted: {len(results)} of {len(files)} submissions were checked", file=sys.stderr)
+        return 130
+    broken = [r for r in results if r.problem.startswith(COULD_NOT_CHECK)]
+    for r in broken:
+        print(f"error: {r.path}: {r.problem}", file=sys.stderr)
+    return 1 if broken else 0  # 1: the checker itself could not run a notebook (not a student's mistake)
