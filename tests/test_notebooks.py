@@ -1,6 +1,7 @@
 """The notebooks as a whole: the series is complete, each follows the skeleton, stores clean
 outputs, and runs end to end under papermill with small parameters."""
 
+import ast
 import re
 
 import nbformat
@@ -119,3 +120,16 @@ def test_chinese_sentences_use_full_width_punctuation(notebook):
             prose = NOT_PROSE.sub(" ", cell.source)
             found += [f"cell {i}: {m.group(0)!r}" for m in HALF_WIDTH.finditer(prose)]
     assert not found, f"half-width punctuation between Chinese characters: {found[:10]}"
+
+
+def test_readme_lists_every_parameter_with_its_default(notebook):
+    name, _ = notebook
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    row = next((line for line in readme.splitlines() if line.startswith(f"| {name[:2]} ")), "")
+    assert row, f"the README's parameter table has no row for {name[:2]}"
+    for key, value in runner.notebook_parameters(NOTEBOOKS / name).items():
+        if key in ("device", "seed"):
+            continue  # listed once for all notebooks
+        shown = re.search(rf"`{key}=([^`]+)`", row)
+        assert shown, f"README row {name[:2]} should list `{key}={value!r}`"
+        assert ast.literal_eval(shown.group(1)) == value, f"README row {name[:2]}: the default of {key} is {value!r}"
