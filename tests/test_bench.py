@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from helpers import bench
+from helpers.commands import bench
 from conftest import write_fake_fashion_mnist
 
 

@@ -20,9 +20,10 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from helpers.check import NOT_ANSWERED, NOT_ATTEMPTED, PASSED, check_submissions
-from helpers.classroom import EXERCISE_TAG, SERIES_METADATA, local_jupyter, write_student_edition
-from helpers.runner import NOTEBOOKS_DIR, list_notebooks
+from helpers.commands.check import NOT_ANSWERED, NOT_ATTEMPTED, PASSED, check_submissions
+from helpers.commands.classroom import EXERCISE_TAG, SERIES_METADATA, write_student_edition
+from local_jupyter import local_jupyter
+from helpers.commands.runner import NOTEBOOKS_DIR, list_notebooks
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

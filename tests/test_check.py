@@ -1,4 +1,4 @@
-"""Tests for helpers/check.py: a class of fake submissions, each marked exercise by exercise."""
+"""Tests for helpers/commands/check.py: a class of fake submissions, each marked exercise by exercise."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from helpers import check
-from helpers.check import (
+from helpers.commands import check
+from helpers.commands.check import (
     FAILED, KERNEL_DIED, MISSING, NOT_ANSWERED, NOT_ATTEMPTED, NOT_RUN, PASSED, TIMED_OUT, WRITTEN,
     check_submissions, exercise_number, lesson_of,
 )
-from helpers.classroom import SERIES_METADATA, WRITTEN_ANSWER, student_notebook, write_student_edition
-from helpers.runner import list_notebooks
+from helpers.commands.classroom import SERIES_METADATA, WRITTEN_ANSWER, student_notebook, write_student_edition
+from helpers.commands.runner import list_notebooks
 
 CELL_TIMEOUT = 4  # seconds: the endless loop is stopped after this
 

@@ -1,4 +1,4 @@
-"""Tests for helpers/classroom.py: the student edition and the HTML handouts."""
+"""Tests for helpers/commands/classroom.py: the student edition and the HTML handouts."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from helpers import classroom
-from helpers.classroom import (
+from helpers.commands import classroom
+from helpers.commands.classroom import (
     EXERCISE_TAG,
     SOLUTION_TAG,
     exercise_source,
     html_main,
-    local_jupyter,
     notebook_info,
     student_main,
     student_notebook,
     write_handouts,
     write_student_edition,
 )
-from helpers.runner import NOTEBOOKS_DIR, list_notebooks
+from helpers.commands.runner import NOTEBOOKS_DIR, list_notebooks
+from local_jupyter import local_jupyter
 
 SOLUTION = """# 提示: 先在 CPU 上生成, 再搬到 device
 secret_total = 784 * 20 + 20  # the answer itself
@@ -458,7 +458,8 @@ def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, capsys):
 def test_an_unwritable_out_folder_is_one_sentence(series, tmp_path, monkeypatch, capsys):
     import errno
 
-    from helpers import files, runner
+    from helpers import files
+    from helpers.commands import runner
 
     monkeypatch.setattr(runner.os, "access", lambda path, mode: False)
     assert html_main(["--out", str(tmp_path / "html"), "--notebooks", str(series)]) == 2

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from conftest import REPO_ROOT
-from helpers import runner
+from helpers.commands import runner
 from nbval_plugin import NBVAL_KERNEL_ENV, STAND_INS, numbers_close, tolerance_of
 
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOKS, needs_data
-from helpers import runner
+from helpers.commands import runner
 
 SERIES = [
     "01_tensors.ipynb",

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import REPO_ROOT
-from helpers import runner
+from helpers.commands import runner
 
 
 def write_notebook(path: Path, *sources: str, parameters: str = 'device = "auto"\nepochs = 2') -> Path:
@@ -424,7 +424,7 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
     def interrupted(argv):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli_main.COMMANDS, "html", ("helpers.runner", "interrupted_for_test", ""))
+    monkeypatch.setitem(cli_main.COMMANDS, "html", ("helpers.commands.runner", "interrupted_for_test", ""))
     monkeypatch.setattr(runner, "interrupted_for_test", interrupted, raising=False)
     assert cli_main.main(["html"]) == 130
     assert capsys.readouterr().err == "\ninterrupted\n"

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import TensorLoader, fashion_mnist, load_tensors
-from .model import NeuralNetwork
-from .params import setup
-from .reproducibility import seed_everything
-from .training import fit, train_loop
+from ..data import TensorLoader, fashion_mnist, load_tensors
+from ..model import NeuralNetwork
+from ..params import setup
+from ..reproducibility import seed_everything
+from ..training import fit, train_loop
 
 PLAIN_BATCH_SIZE = 64
 PLAIN_LEARNING_RATE = 1e-3

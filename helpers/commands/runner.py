@@ -21,10 +21,10 @@ from typing import IO, Any, Iterator, Optional, Sequence
 
 import nbformat
 
-from .files import atomic_write
-from .params import check_parameter
+from ..files import atomic_write
+from ..params import check_parameter
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/commands/runner.py -> the repository
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DEFAULT_OUT = REPO_ROOT / "runs"
 IGNORE_TAG = "nbval-ignore-output"
@@ -592,7 +592,7 @@ def run_series(
     data, the default's type, the setup cell's checks). Ctrl-C raises
     RunInterrupted, which says what had finished.
     """
-    from .device import get_device
+    from ..device import get_device
 
     resolved = get_device(device)  # fail before any notebook starts: unknown or unavailable device
     notebooks = select_notebooks(only, notebooks_dir)
@@ -767,7 +767,8 @@ def run_main(argv: Sequence[str]) -> int:
 def refresh_main(argv: Sequence[str]) -> int:
     """``python -m helpers refresh``."""
     args = _parse_args(argv, "refresh")
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # stored outputs are made on the CPU
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # stored outputs are made on the CPU: no GPU is visible,
+    os.environ["HELPERS_AUTO_DEVICE"] = "cpu"  # and device "auto" means the CPU (also on Apple silicon)
     try:
         notebooks = select_notebooks(args.only, args.notebooks)
     except ValueError as exc:
