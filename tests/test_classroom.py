@@ -125,6 +125,8 @@ def assert_no_solution(student: nbformat.NotebookNode, source: nbformat.Notebook
         elif classroom.is_solution(old):
             assert EXERCISE_TAG in new.metadata["tags"] and new.outputs == [] and new.execution_count is None
             assert new.source.startswith("# TODO")
+        elif old.cell_type == "code" and classroom.CHECK_TAG in old.metadata.get("tags", []):
+            assert new.source == old.source and new.outputs == [] and new.execution_count is None
         else:
             assert new == old  # prose, code, outputs and figures as they were
 
@@ -156,7 +158,8 @@ def test_student_notebook_empties_written_answers_and_keeps_checks():
     source = lesson(3, "x", "标题 Title", "一句话。", solution="total = 784 * 20 + 20")
     source.cells[6].metadata["tags"] = [SOLUTION_TAG, "exercise-1"]
     source.cells[7:7] = [
-        new_code_cell('assert total > 0\nprint("练习 1 通过 passed")', id="chk1", metadata={"tags": ["check", "exercise-1"]}),
+        new_code_cell('assert total > 0\nprint("练习 1 通过 passed")', id="chk1", metadata={"tags": ["check", "exercise-1"]},
+                      execution_count=7, outputs=[new_output("stream", name="stdout", text="练习 1 通过 passed\n")]),
         new_markdown_cell("**练习 2.** 解释一下。", id="md2"),
         new_markdown_cell("参考答案：因为 secret_reason。", id="ans2", metadata={"tags": [SOLUTION_TAG, "exercise-2", "written"]}),
     ]
@@ -165,7 +168,9 @@ def test_student_notebook_empties_written_answers_and_keeps_checks():
     assert student.metadata[classroom.SERIES_METADATA] == {"lesson": "03", "edition": "student"}
     assert student.metadata["kernelspec"] == source.metadata["kernelspec"]
     assert student.cells[6].metadata["tags"] == ["exercise-1", EXERCISE_TAG]
-    assert student.cells[7] == source.cells[7]  # the check cell, unchanged
+    check = student.cells[7]  # the check cell: the same code, without the reference solution's "passed"
+    assert check.source == source.cells[7].source and check.metadata == source.cells[7].metadata
+    assert check.outputs == [] and check.execution_count is None and source.cells[7].outputs
     assert student.cells[9].source == classroom.WRITTEN_ANSWER and student.cells[9].metadata["tags"] == ["exercise-2", "written"]
     assert "secret_reason" not in nbformat.writes(student)
     assert "secret_reason" not in nbformat.writes(classroom.without_solutions(source))  # hidden in handouts too

@@ -130,6 +130,12 @@ def test_refresh_keeps_file_when_only_ignored_outputs_change(tmp_path):
     first = path.read_bytes()
     assert runner.refresh_notebook(path) == "kept"
     assert path.read_bytes() == first
+    # a timing cell whose stored output was cleared is filled in again, not kept empty
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].outputs = []
+    nbformat.write(nb, path)
+    assert runner.refresh_notebook(path) == "updated"
+    assert nbformat.read(path, as_version=4).cells[2].outputs
 
 
 def test_refresh_leaves_source_alone_when_a_cell_fails(tmp_path):

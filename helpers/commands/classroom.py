@@ -53,7 +53,7 @@ from .runner import NOTEBOOKS_DIR, check_out_dir, list_notebooks, make_out_dir, 
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
-EXERCISE_TODO = "# TODO: 按上面的练习说明, 在这里写你的代码 (write your code for the exercise above)"
+EXERCISE_TODO = "# TODO：按上面的练习说明，在这里写你的代码 (write your code for the exercise above)"
 CHECK_INTRO = "# 写完后运行本单元格: 下面的检查通过, 说明结果对了 (the check below passes when your result is right)"
 CHECK_TAG = "check"  # a check cell: kept in the student edition; `python -m helpers check` runs the teacher's copy
 WRITTEN_TAG = "written"  # a Markdown reference answer to a written exercise (read by the teacher)
@@ -93,12 +93,16 @@ def is_solution(cell: nbformat.NotebookNode) -> bool:
 def student_notebook(nb: nbformat.NotebookNode, lesson: Optional[str] = None) -> nbformat.NotebookNode:
     """A copy of ``nb`` in which every solution cell is an empty exercise (or written-answer) cell.
 
-    Code solutions become a TODO cell (tags kept, ``exercise`` added); a written
+    Code solutions become a TODO cell (tags kept, ``exercise`` added) and check cells lose
+    their stored outputs (they showed the reference solution passing); a written
     exercise's Markdown answer becomes an empty answer cell (tags kept but
     ``solution``). The notebook metadata says it is a student edition (of ``lesson``).
     """
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
+        if cell.cell_type == "code" and CHECK_TAG in cell.metadata.get("tags", []):
+            cell.outputs = []  # the stored "passed" belongs to the reference solution, not to the student
+            cell.execution_count = None
         if not is_solution(cell):
             continue
         tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]

@@ -703,8 +703,10 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
     nbformat.validate(nb)
     if nbformat.writes(nb) == nbformat.writes(old):
         return "unchanged"
-    if nbformat.writes(_without_ignored_outputs(nb)) == nbformat.writes(_without_ignored_outputs(_clean_metadata(copy.deepcopy(old)))):
-        return "kept"
+    stored_timings = [c.outputs for c in old.cells if c.cell_type == "code" and IGNORE_TAG in c.metadata.get("tags", [])]
+    if all(stored_timings) and nbformat.writes(_without_ignored_outputs(nb)) == nbformat.writes(
+            _without_ignored_outputs(_clean_metadata(copy.deepcopy(old)))):
+        return "kept"  # (a cleared timing cell is filled in, not kept empty)
     with atomic_write(path, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
     return "updated"
