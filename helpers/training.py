@@ -18,13 +18,6 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]  # a DataLoader, a TensorL
 BAR_FORMAT = "{desc} |{bar:20}| {n_fmt}/{total_fmt}{postfix}"
 
 
-def _device_of(model: nn.Module, device: Optional[torch.device | str]) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 def train_loop(
     dataloader: Batches,
     model: nn.Module,
@@ -33,7 +26,8 @@ def train_loop(
     device: Optional[torch.device | str] = None,
 ) -> float:
     """Train ``model`` for one epoch over ``dataloader``; return the mean training loss per sample."""
-    device = _device_of(model, device)
+    if device is None:
+        device = next(model.parameters()).device  # the data goes to the device the model is on
     model.train()  # layers such as Dropout and BatchNorm behave differently while training
     total_loss = torch.zeros((), device=device)
     count = 0
@@ -60,7 +54,8 @@ def test_loop(
     device: Optional[torch.device | str] = None,
 ) -> tuple[float, float]:
     """Evaluate ``model`` on ``dataloader``; return (mean loss per sample, accuracy between 0 and 1)."""
-    device = _device_of(model, device)
+    if device is None:
+        device = next(model.parameters()).device
     model.eval()  # evaluation mode: Dropout off, BatchNorm uses its running statistics
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -99,18 +94,18 @@ def fit(
     bar = tqdm(
         total=epochs,
         desc="轮 epoch",
-        file=sys.stdout,  # looked up now: Jupyter replaces sys.stdout
+        file=sys.stdout,  # 进度条写到标准输出 (Jupyter 会替换 sys.stdout，所以在这里才取)
         bar_format=BAR_FORMAT,
-        mininterval=float("inf"),  # draw only when refresh() is called below, never on a timer
+        mininterval=float("inf"),  # 不按时间自动重画：只在每轮结束时重画一次
         maxinterval=float("inf"),
         disable=not progress,
     )
     with bar:
         for _ in range(epochs):
             start = time.perf_counter()
-            train_loss = train_loop(train_dataloader, model, loss_fn, optimizer, device)
-            history["train_seconds"].append(time.perf_counter() - start)
-            test_loss, accuracy = test_loop(test_dataloader, model, loss_fn, device)
+            train_loss = train_loop(train_dataloader, model, loss_fn, optimizer, device)  # 训练一轮
+            history["train_seconds"].append(time.perf_counter() - start)  # 只计训练，不计评估
+            test_loss, accuracy = test_loop(test_dataloader, model, loss_fn, device)  # 在测试集上评估
             history["train_loss"].append(train_loss)
             history["test_loss"].append(test_loss)
             history["test_accuracy"].append(accuracy)
@@ -127,12 +122,13 @@ def predict(
     device: Optional[torch.device | str] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (predicted classes, true classes) for every sample of ``dataloader``, both on the CPU."""
-    device = _device_of(model, device)
-    model.eval()
+    if device is None:
+        device = next(model.parameters()).device
+    model.eval()  # 评估模式
     predicted, targets = [], []
-    with torch.no_grad():
+    with torch.no_grad():  # 只做前向计算，不需要计算图
         for X, y in dataloader:
-            predicted.append(model(X.to(device)).argmax(1).cpu())
+            predicted.append(model(X.to(device)).argmax(1).cpu())  # logits 最大的类别就是预测
             targets.append(y.cpu())
     if not predicted:
         raise ValueError("the dataloader yielded no batches; give it at least one sample")

@@ -1,13 +1,18 @@
 """Tests for helpers/training.py and the tensor-resident data path in helpers/data.py (tiny data, seconds)."""
 
+import ast
+import copy
+import inspect
 import re
 
+import nbformat
 import pytest
 import torch
 from torch import nn
 
 import helpers
-from conftest import write_fake_fashion_mnist
+from conftest import NOTEBOOKS, write_fake_fashion_mnist
+from helpers import training
 from helpers import TensorLoader, fit, load_tensors, predict, train_loop
 
 # helpers.test_loop is used through the module: imported bare, pytest would collect it as a test
@@ -189,3 +194,47 @@ def test_predict_returns_predictions_and_targets_on_the_cpu():
     assert torch.equal(targets, y)
     assert predicted.shape == (10,) and predicted.device.type == "cpu"
     assert torch.equal(predicted, model(X).argmax(1))  # eval mode: Dropout off
+
+
+# --- notebook 06 shows the same loops that helpers runs -------------------------------------------
+
+def _function_node(source: str, name: str) -> ast.FunctionDef:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return node
+    raise AssertionError(f"no function {name} in source")
+
+
+def _without_docstring_and_annotations(node: ast.FunctionDef) -> str:
+    """The function's AST as text, ignoring its docstring and type hints (comments never reach the AST)."""
+    node = copy.deepcopy(node)
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:]
+    node.returns = None
+    for arg in node.args.args + node.args.kwonlyargs:
+        arg.annotation = None
+    return ast.dump(node)
+
+
+@pytest.mark.parametrize("name", ["train_loop", "test_loop"])
+def test_notebook_06_shows_the_loops_that_helpers_runs(name):
+    nb = nbformat.read(NOTEBOOKS / "06_training.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and f"def {name}(" in c.source]
+    assert len(cells) == 1, f"notebook 06 should define {name} in exactly one cell"
+    in_notebook = _without_docstring_and_annotations(_function_node(cells[0], name))
+    in_helpers = _without_docstring_and_annotations(_function_node(inspect.getsource(getattr(training, name)), name))
+    assert in_notebook == in_helpers, f"notebook 06's {name} and helpers.{name} have drifted apart"
+
+
+def test_loops_and_predict_follow_the_model_to_its_device():
+    X, y = tiny_problem(8)
+    model = tiny_model().to(torch.float64)
+    loss_fn = nn.CrossEntropyLoss()
+    batches = [(X.double(), y)]
+    assert isinstance(train_loop(batches, model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1)), float)
+    loss, accuracy = helpers.test_loop(batches, model, loss_fn, device="cpu")
+    assert 0.0 <= accuracy <= 1.0 and loss > 0
+    predicted, _ = predict(model, batches)
+    assert predicted.device.type == "cpu"
