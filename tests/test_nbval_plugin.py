@@ -97,8 +97,9 @@ def test_nbval_kernels_pick_the_cpu_and_papermill_kernels_the_default_device(tmp
     nb = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(
         'import os; assert os.environ.get("HELPERS_AUTO_DEVICE") is None, os.environ.get("HELPERS_AUTO_DEVICE")')])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "free.ipynb")
-    result = runner.run_notebook(tmp_path / "free.ipynb", tmp_path / "out", {}, progress_bar=False)
+    (tmp_path / "lesson").mkdir()
+    nbformat.write(nb, tmp_path / "lesson" / "free.ipynb")
+    result = runner.run_notebook(tmp_path / "lesson" / "free.ipynb", tmp_path / "out", {}, progress_bar=False)
     assert result.status == "ok", result.error
 
 
