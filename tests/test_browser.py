@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -210,6 +211,7 @@ def test_an_answer_typed_and_saved_in_jupyterlab_is_checked(browser, tmp_path):
     assert [c["metadata"].get("tags") for c in saved["cells"]] == [c["metadata"].get("tags") for c in json.loads(before)["cells"]]
     (root / "class" / "li").mkdir(parents=True)
     shutil.copy(student, root / "class" / "li" / student.name)
-    [row] = check_submissions([root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30)
+    with ThreadPoolExecutor(1) as pool:  # playwright's sync API keeps an event loop running in this thread
+        [row] = pool.submit(check_submissions, [root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30).result()
     assert row.student == "li" and not row.problem
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: NOT_ATTEMPTED, 3: NOT_ANSWERED}
