@@ -650,18 +650,25 @@ def _write_failure(exc: OSError) -> str:
             "so choose a folder you can write to (with free space) and run again")
 
 
-def student_main(argv: Sequence[str]) -> int:
-    """``python -m helpers student``."""
-    parser = _parser("student", "Write the student edition: solution cells become empty exercise cells.")
-    args = parser.parse_args(list(argv))
+def _write_or_explain(write, *args):
+    """Call ``write(*args)``; on failure print one sentence and return the exit code (2 usage, 1 writing)."""
     try:
-        written = write_student_edition(args.out, args.only, args.notebooks)
+        return write(*args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: {_write_failure(exc)}", file=sys.stderr)
         return 1
+
+
+def student_main(argv: Sequence[str]) -> int:
+    """``python -m helpers student``."""
+    parser = _parser("student", "Write the student edition: solution cells become empty exercise cells.")
+    args = parser.parse_args(list(argv))
+    written = _write_or_explain(write_student_edition, args.out, args.only, args.notebooks)
+    if isinstance(written, int):
+        return written
     for path in written:
         nb = nbformat.read(path, as_version=4)
         count = sum(EXERCISE_TAG in c.metadata.get("tags", []) for c in nb.cells)
@@ -681,14 +688,9 @@ def html_main(argv: Sequence[str]) -> int:
     parser = _parser("html", "Write self-contained HTML handouts (one page per notebook) and an index.html.")
     parser.add_argument("--hide-solutions", action="store_true", help="leave out the cells tagged solution")
     args = parser.parse_args(list(argv))
-    try:
-        written = write_handouts(args.out, args.only, args.hide_solutions, args.notebooks)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {_write_failure(exc)}", file=sys.stderr)
-        return 1
+    written = _write_or_explain(write_handouts, args.out, args.only, args.hide_solutions, args.notebooks)
+    if isinstance(written, int):
+        return written
     for path in written:
         print(f"wrote {_relative(path)}")
     return 0
