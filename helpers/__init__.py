@@ -14,6 +14,7 @@ from .model import NeuralNetwork
 from .params import check_parameter, setup
 from .plots import sample_grid, show_images
 from .reproducibility import seed_everything
+from .splits import split_validation
 from .training import fit, predict, test_loop, train_loop
 
 use_chinese_font()
@@ -40,6 +41,7 @@ __all__ = [
     "seed_everything",
     "setup",
     "show_images",
+    "split_validation",
     "test_loop",
     "train_loop",
     "use_chinese_font",
