@@ -14,6 +14,8 @@ COMMANDS = {
     "student": ("helpers.commands.classroom", "student_main", "write the student edition (solutions removed)"),
     "html": ("helpers.commands.classroom", "html_main", "write self-contained HTML handouts and an index"),
     "check": ("helpers.commands.check", "main", "run the students' submitted notebooks and mark every exercise"),
+    "data": ("helpers.commands.data", "main", "download, verify (--check) or serve (--serve) Fashion-MNIST"),
+    "lab": ("helpers.commands.lab", "main", "open the notebooks in JupyterLab with the project's settings"),
 }
 
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import http.client
 import math
 import os
+import re
 import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator, Optional
-
-import torch
-from torchvision import datasets
-from torchvision.transforms import ToTensor
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from .files import atomic_write
-from .params import check_parameter
+
+# torch and torchvision are imported inside the functions that use them, so that
+# ``python -m helpers data --check`` and ``import helpers`` start fast.
 
 CLASSES = (
     "T-shirt/top",
@@ -47,7 +52,19 @@ OFFICIAL = {
     "t10k-images-idx3-ubyte": (7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
     "t10k-labels-idx1-ubyte": (10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
-DOWNLOAD_TIMEOUT_S = 10.0
+# The official .gz files: name -> (size in bytes, sha256). Their md5 sums are the ones torchvision checks
+# (datasets.FashionMNIST.resources; tests/test_data.py verifies both on the real files).
+OFFICIAL_GZ = {
+    "train-images-idx3-ubyte.gz": (26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+    "train-labels-idx1-ubyte.gz": (29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+    "t10k-images-idx3-ubyte.gz": (4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+    "t10k-labels-idx1-ubyte.gz": (5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+}
+# Where the official files are published: torchvision's own list (datasets.FashionMNIST.mirrors, written out
+# so that this module need not import torchvision; tests/test_data.py checks they agree), tried first, in order.
+OFFICIAL_SOURCES = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+MIRROR_ENV = "HELPERS_DATA_MIRROR"  # one or more base URLs, separated by spaces or commas
+DOWNLOAD_TIMEOUT_S = 10.0  # per connection attempt and per read: a server that stops answering fails in seconds
 RELEASE_URL = "https://github.com/zalandoresearch/fashion-mnist"
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 _checked: dict[tuple[str, int, int], tuple[Optional[str], int]] = {}  # (path, size, mtime) -> (problem, count)
@@ -80,12 +97,23 @@ def _read_only_message(folder: Path, action: str) -> str:
     )
 
 
+class _ToTensorDefault:
+    """The default ``transform`` of ``fashion_mnist``: stands for ``ToTensor()`` until torchvision is loaded."""
+
+    def __repr__(self) -> str:
+        return "ToTensor()"
+
+
+_TO_TENSOR = _ToTensorDefault()
+
+
 def fashion_mnist(
     root: str | Path = "data",
     train: bool = True,
-    transform: Optional[Callable] = ToTensor(),
+    transform: Optional[Callable] = _TO_TENSOR,
     target_transform: Optional[Callable] = None,
     download: bool = True,
+    mirror: str | Sequence[str] | None = None,
 ) -> datasets.FashionMNIST:
     """Return the Fashion-MNIST training (or test) set stored under ``root``.
 
@@ -97,17 +125,30 @@ def fashion_mnist(
     damaged file is restored from its intact ``.gz`` next to it (atomically);
     otherwise DatasetDamagedError names the file and what to do. A file that
     passed is not read again in the same process while its size and time stamp
-    stay the same. When the files are missing and cannot be downloaded, raises
-    DatasetMissingError within seconds, naming the folder and the four files that
-    belong there, and leaves nothing new on disk.
+    stay the same.
+
+    Missing files are downloaded from the official sources (``OFFICIAL_SOURCES``),
+    then from the mirrors in ``mirror`` and in the environment variable
+    ``HELPERS_DATA_MIRROR`` (base URLs that hold the four ``.gz`` files, separated
+    by spaces or commas), in that order; see ``download_raw``. Every ``.gz`` is
+    checked against its official SHA-256 before it takes its name; a source that
+    serves a wrong or truncated file is named and the next one is tried. When the
+    files cannot be had, raises DatasetMissingError naming every source tried and
+    why, the folder, and the four files that belong there; nothing half-downloaded
+    is left on disk (complete, verified files stay for the next try).
     """
+    from torchvision import datasets
+    from torchvision.transforms import ToTensor
+
+    if transform is _TO_TENSOR:
+        transform = ToTensor()
     root = Path(root)
     raw_dir = root / "FashionMNIST" / "raw"
     missing = _prepare(raw_dir, train)
     if missing:
         if not download:
             raise DatasetMissingError(_missing_message(raw_dir, "download=False"))
-        _download(root, raw_dir)
+        _download(root, raw_dir, mirror)
         missing = _prepare(raw_dir, train)
         if missing:  # the download reported success but left files out
             raise DatasetMissingError(_missing_message(raw_dir, f"{', '.join(missing)} still missing after it"))
@@ -238,8 +279,9 @@ class _BadArchive(Exception):
     pass
 
 
-def _download(root: Path, raw_dir: Path) -> None:
-    """Download (torchvision checks the .gz md5 sums) or raise DatasetMissingError, leaving nothing new behind."""
+def _download(root: Path, raw_dir: Path, mirror: str | Sequence[str] | None = None) -> None:
+    """Download the missing .gz files (verified) or raise DatasetMissingError, leaving nothing partial behind."""
+    sources = all_sources(mirror)  # a malformed mirror is reported before anything is created
     new_dirs = []  # the folders this call may create, deepest first
     folder = raw_dir
     while not folder.exists() and folder != folder.parent:
@@ -255,28 +297,253 @@ def _download(root: Path, raw_dir: Path) -> None:
                                                              "and cannot be downloaded there"))
     existed = set(raw_dir.iterdir()) if raw_dir.is_dir() else set()
     old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # fail fast when the network is unreachable
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # also for anything urllib opens without a timeout
     try:
-        datasets.FashionMNIST(root=str(root), train=True, download=True)
-    except Exception as exc:  # urllib raises several kinds; all mean "no files"
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        download_raw(raw_dir, sources=sources)
+    except DownloadError as exc:
         _remove_partial(raw_dir, existed, new_dirs)
-        cause = exc
-        while cause is not None and not isinstance(cause, OSError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, OSError) and cause.errno in _READ_ONLY:
+        raise DatasetMissingError(_missing_message(raw_dir, "every source failed") + "\n" + str(exc)) from None
+    except OSError as exc:
+        _remove_partial(raw_dir, existed, new_dirs)
+        if exc.errno in _READ_ONLY:
             raise DatasetMissingError(_read_only_message(folder, f"Fashion-MNIST is not in {raw_dir.resolve()} "
                                                                  "and cannot be downloaded there")) from None
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise DatasetMissingError(_missing_message(raw_dir, reason)) from None
+        raise
+    except BaseException:
+        _remove_partial(raw_dir, existed, new_dirs)
+        raise
     finally:
         socket.setdefaulttimeout(old_timeout)
 
 
+# --- downloading from the official sources and mirrors -------------------------------------------------
+
+class DownloadError(RuntimeError):
+    """No source gave a verified copy of a file; the message lists every source tried and why."""
+
+
+class _WrongFile(Exception):
+    """The source answered, but with bytes that are not the official file."""
+
+
+def check_mirror(url: str, origin: str = "mirror") -> str:
+    """Return ``url`` as a base URL ending in "/"; ValueError for anything but a plain http(s) URL.
+
+    Only http and https are accepted (no file:, ftp:, ...); a URL with a user name
+    or password is refused without repeating it, so a secret never reaches a log.
+    """
+    text = str(url).strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ValueError(f"{origin}: {_redact(text)!r} is not a valid URL; give a base URL such as "
+                         "http://192.168.1.10:8000/") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{origin}: a mirror URL must not hold a user name or password "
+                         f"({_redact(text)!r}); give a URL without them")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{origin}: {_redact(text)!r} is not an http:// or https:// URL; give a base URL "
+                         "such as http://192.168.1.10:8000/ that holds the four .gz files")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{origin}: {_redact(text)!r} has a ?query or #fragment; give the folder's URL only")
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def _redact(text: str) -> str:
+    """``text`` with anything between "//" and "@" hidden (user name and password)."""
+    return re.sub(r"//[^/@]*@", "//***@", text)
+
+
+def parse_mirrors(value: str | Sequence[str] | None, origin: str = "mirror") -> list[str]:
+    """Base URLs from a string of URLs separated by spaces or commas, or from a list of such strings."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    urls = [u for item in items for u in re.split(r"[\s,]+", str(item)) if u]
+    return [check_mirror(u, origin) for u in urls]
+
+
+def all_sources(mirror: str | Sequence[str] | None = None, official: bool = True) -> list[str]:
+    """The base URLs tried in order: the official ones, then ``mirror``, then $HELPERS_DATA_MIRROR."""
+    sources = list(OFFICIAL_SOURCES) if official else []
+    sources += parse_mirrors(mirror, "mirror")
+    sources += parse_mirrors(os.environ.get(MIRROR_ENV), MIRROR_ENV)
+    unique = list(dict.fromkeys(sources))
+    if not unique:
+        raise ValueError(f"no source to download from: give a mirror (--mirror URL or {MIRROR_ENV})")
+    return unique
+
+
+def _fetch(url: str, dest: Path, size: int, sha256: str, progress: Optional[Callable] = None) -> None:
+    """Stream ``url`` into a temporary file next to ``dest``; it takes ``dest``'s name only once verified.
+
+    Raises _WrongFile (too long, too short, other checksum) or the network error;
+    either way the temporary file is gone.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    bar = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            request = urllib.request.Request(url, headers={"User-Agent": "pytorch-basics-zh"})
+            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                bar = progress(dest.name, size) if progress is not None else None
+                digest, received = hashlib.sha256(), 0
+                while True:
+                    chunk = response.read(1 << 16)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if received > size:
+                        raise _WrongFile(f"it is larger than the official {size} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            if received < size:
+                raise _WrongFile(f"truncated: {received} of {size} bytes")
+            if digest.hexdigest() != sha256:
+                raise _WrongFile("its SHA-256 differs from the official file's")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    except http.client.IncompleteRead as exc:
+        raise _WrongFile(f"truncated: the connection closed after {len(exc.partial)} more bytes") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _umask() -> int:
+    from .files import current_umask
+
+    return current_umask()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+        if not isinstance(exc, BaseException):
+            return str(exc)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer within {DOWNLOAD_TIMEOUT_S:g} s"
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[-1]
+
+
+def download_raw(
+    raw_dir: str | Path,
+    mirror: str | Sequence[str] | None = None,
+    *,
+    sources: Optional[Iterable[str]] = None,
+    official: bool = True,
+    expected: Optional[dict] = None,
+    progress: Optional[Callable] = None,
+    report: Optional[Callable[[str], None]] = None,
+) -> dict[str, str]:
+    """Download every .gz of ``expected`` (default ``OFFICIAL_GZ``) missing from ``raw_dir``; return name -> URL.
+
+    Sources are tried in order (default: ``all_sources(mirror, official)``). Each
+    file streams to a temporary file in ``raw_dir`` and is renamed into place only
+    when its size and SHA-256 match; a source that serves a wrong or truncated file
+    is named through ``report`` (default: a line on stderr) and the next source is
+    tried. A source that cannot be reached (refused, no answer within
+    ``DOWNLOAD_TIMEOUT_S``) is not asked again for the other files. When a file
+    cannot be had from any source, raises DownloadError listing each source and
+    why; the files already verified stay, nothing partial does. ``progress(name,
+    size)``, if given, returns a bar with ``update(n)`` and ``close()``.
+    """
+    raw_dir = Path(raw_dir)
+    expected = OFFICIAL_GZ if expected is None else expected
+    sources = all_sources(mirror, official) if sources is None else list(sources)
+    report = report or (lambda line: print(line, file=sys.stderr, flush=True))
+    unreachable: dict[str, str] = {}
+    got: dict[str, str] = {}
+    for name, (size, sha256) in expected.items():
+        dest = raw_dir / name
+        if dest.is_file():
+            continue
+        failures = []
+        for base in sources:
+            url = urllib.parse.urljoin(base, name)
+            if base in unreachable:
+                failures.append(f"{url}: skipped, {unreachable[base]} earlier")
+                continue
+            try:
+                _fetch(url, dest, size, sha256, progress)
+            except _WrongFile as exc:
+                failures.append(f"{url}: served a wrong file ({exc})")
+                report(f"refused {url}: {exc}; trying the next source")
+                continue
+            except urllib.error.HTTPError as exc:  # the server answered: maybe only this file is missing
+                failures.append(f"{url}: {_why(exc)}")
+                continue
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
+                    socket.timeout, socket.gaierror) as exc:
+                unreachable[base] = _why(exc)
+                failures.append(f"{url}: {unreachable[base]}")
+                continue
+            except OSError as exc:
+                if exc.errno in _READ_ONLY or isinstance(exc, PermissionError):
+                    raise
+                unreachable[base] = _why(exc)
+                failures.append(f"{url}: {unreachable[base]}")
+                continue
+            got[name] = url
+            break
+        else:
+            tried = "\n".join(f"  - {line}" for line in failures)
+            raise DownloadError(
+                f"{name} could not be downloaded from any source:\n{tried}\n"
+                f"What to do: set {MIRROR_ENV} to a mirror that holds the four .gz files (or the URL your "
+                "teacher's `python -m helpers data --serve` prints), or copy the four files into "
+                f"{raw_dir.resolve()} by hand; then run the same code again.\n"
+                f"怎么办：把 {MIRROR_ENV} 设为存有这四个 .gz 文件的镜像地址（或老师运行 "
+                f"`python -m helpers data --serve` 时显示的地址），或者手动把这四个文件复制到 "
+                f"{raw_dir.resolve()}，然后重新运行。"
+            )
+    return got
+
+
+def check_raw(raw_dir: str | Path, expected: Optional[dict] = None) -> dict[str, Optional[str]]:
+    """Check the .gz files in ``raw_dir`` against ``expected`` (default ``OFFICIAL_GZ``): name -> problem or None."""
+    raw_dir = Path(raw_dir)
+    expected = OFFICIAL_GZ if expected is None else expected
+    problems: dict[str, Optional[str]] = {}
+    for name, (size, sha256) in expected.items():
+        path = raw_dir / name
+        if not path.is_file():
+            problems[name] = "missing"
+            continue
+        actual = path.stat().st_size
+        if actual != size:
+            problems[name] = f"{actual} bytes where the official file has {size}"
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                digest.update(chunk)
+        problems[name] = None if digest.hexdigest() == sha256 else "its SHA-256 differs from the official file's"
+    return problems
+
+
 def _remove_partial(raw_dir: Path, existed: set, new_dirs: list[Path]) -> None:
-    """Delete what a failed download created: partial files and the folders made for them."""
+    """Delete what a failed download created: partial files and the folders made for them.
+
+    A .gz that took its name was verified first: it stays, so the next try fetches only the rest.
+    """
     if raw_dir.is_dir():
         for path in raw_dir.iterdir():
-            if path not in existed and path.is_file():
+            if path not in existed and path.is_file() and path.name not in RAW_FILES:
                 path.unlink()
     for folder in new_dirs:  # deepest first; a folder someone else filled meanwhile stays
         try:
@@ -289,13 +556,15 @@ def load_tensors(
     root: str | Path = "data",
     train: bool = True,
     device: torch.device | str = "cpu",
+    mirror: str | Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return Fashion-MNIST as two tensors on ``device``: X [N, 1, 28, 28] float32 in [0, 1], y [N] int64.
 
     X holds the same values as ``ToTensor()`` gives image by image (pixel / 255),
     converted once for the whole set instead of once per sample and epoch.
+    Missing files are downloaded as ``fashion_mnist`` does (``mirror`` as there).
     """
-    dataset = fashion_mnist(root, train=train, transform=None)
+    dataset = fashion_mnist(root, train=train, transform=None, mirror=mirror)
     X = dataset.data.unsqueeze(1).to(device).float().div_(255)  # uint8 crosses to the device: 4x fewer bytes
     y = dataset.targets.to(device)
     return X, y
@@ -318,6 +587,8 @@ class TensorLoader:
     ):
         if len(X) != len(y):
             raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
+        from .params import check_parameter
+
         check_parameter("batch_size", batch_size, int, minimum=1)
         self.X, self.y = X, y
         self.batch_size = batch_size
@@ -328,6 +599,8 @@ class TensorLoader:
         return -(-len(self.y) // self.batch_size)  # number of batches, the last one may be smaller
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         n = len(self.y)
         if self.shuffle:
             # drawn on the CPU, then moved: the same order on every device

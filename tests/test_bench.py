@@ -28,8 +28,8 @@ def test_bench_prints_both_tables_and_the_summary_line(tmp_path, capsys):
     summary = lines.index(next(line for line in lines if line.startswith("| recipe")))
     assert "| x compute |" in lines[summary] and "| time to 85% |" in lines[summary]
     plain_row, fast_row = lines[summary + 2], lines[summary + 3]
-    assert re.match(r"\| plain +\| +64 \| SGD lr 0.001 +\|", plain_row)
-    assert re.match(r"\| fast +\| +32 \| Adam lr 0.001 \|", fast_row)
+    assert re.match(r"\| plain +\| +64 \| SGD lr 0.01 momentum 0.9 \|", plain_row)
+    assert re.match(r"\| fast +\| +32 \| Adam lr 0.001 +\|", fast_row)
     for row in (plain_row, fast_row):
         assert re.search(r"\| +\d+\.\d\dx \| +\d+\.\d% \| +(not reached|\d+\.\d s \(epoch \d+\)) \|$", row)
 

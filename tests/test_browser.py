@@ -9,10 +9,15 @@ works offline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +28,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from helpers.commands.check import NOT_ANSWERED, NOT_ATTEMPTED, PASSED, check_submissions
 from helpers.commands.classroom import EXERCISE_TAG, SERIES_METADATA, write_student_edition
-from local_jupyter import local_jupyter
+from local_jupyter import _stop, free_port, local_jupyter
 from helpers.commands.runner import NOTEBOOKS_DIR, list_notebooks
 
 CHROMIUM_ARGS = [
@@ -215,3 +220,90 @@ def test_an_answer_typed_and_saved_in_jupyterlab_is_checked(browser, tmp_path):
         [row] = pool.submit(check_submissions, [root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30).result()
     assert row.student == "li" and not row.problem
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: NOT_ATTEMPTED, 3: NOT_ANSWERED}
+
+
+NEWS_PROMPT = "official Jupyter news"
+DIRTY_TAB = ".lm-TabBar-tab.jp-mod-dirty"
+
+
+@contextlib.contextmanager
+def project_lab(root: Path, home: Path):
+    """``python -m helpers lab ROOT`` in a fresh account (empty Jupyter config and settings) on 127.0.0.1."""
+    from helpers.commands.lab import lab_command
+
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
+    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+               IPYTHONDIR=str(home / "ipython"))
+    env.pop("MPLBACKEND", None)
+    command = lab_command([str(root), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+                           "--ServerApp.terminals_enabled=False", "--allow-root"])
+    url = f"http://127.0.0.1:{port}"
+    with open(home / "server.log", "wb") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"python -m helpers lab exited with {process.returncode}:\n"
+                            + (home / "server.log").read_text(errors="replace")[-3000:])
+            try:
+                request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(request, timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail("python -m helpers lab did not answer within 90 s")
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        _stop(process)
+
+
+def test_a_lesson_opens_clean_and_no_news_prompt_appears(browser, tmp_path):
+    """Opened with ``python -m helpers lab`` as the README says: once the kernel is idle the lesson is not
+    modified, and JupyterLab does not ask about Jupyter news. Controls in the same session show that both
+    checks can fail: a copy with the old incomplete metadata turns dirty, and the prompt appears once the
+    project's setting is overridden."""
+    lesson = list_notebooks()[0]
+    root, home = tmp_path / "root", tmp_path / "home"
+    (root / "notebooks").mkdir(parents=True)
+    home.mkdir()
+    shutil.copy(lesson, root / "notebooks" / lesson.name)
+    stale = nbformat.read(lesson, as_version=4)
+    stale.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}  # as stored before
+    nbformat.write(stale, root / "notebooks" / "stale.ipynb")
+    before = (root / "notebooks" / lesson.name).read_bytes()
+
+    with project_lab(root, home) as (url, token):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            open_notebook(page, url, token, f"notebooks/{lesson.name}")
+            page.wait_for_timeout(3000)  # kernel info has arrived; give JupyterLab time to apply it and to prompt
+            assert page.locator(DIRTY_TAB).count() == 0, f"{lesson.name} was marked modified when its kernel started"
+            assert page.get_by_text(NEWS_PROMPT).count() == 0, "JupyterLab asked about Jupyter news"
+
+            open_notebook(page, url, token, "notebooks/stale.ipynb")  # control: the old metadata turns dirty
+            expect(page.locator(DIRTY_TAB, has_text="stale.ipynb")).to_have_count(1)
+            expect(page.locator(DIRTY_TAB, has_text=lesson.name)).to_have_count(0)
+
+            # control: with the setting back at JupyterLab's default ("ask"), the prompt does appear
+            page.evaluate("""async ([url, token]) => {
+                const r = await fetch(`${url}/lab/api/settings/@jupyterlab/apputils-extension:notification`, {
+                  method: 'PUT', headers: {'Authorization': `token ${token}`, 'Content-Type': 'application/json'},
+                  body: JSON.stringify({raw: '{"fetchNews": "none"}'})});
+                if (!r.ok) throw new Error(`settings PUT: ${r.status}`);
+            }""", [url, token])
+            page.reload()
+            expect(page.get_by_text(NEWS_PROMPT).first).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            raise
+        finally:
+            context.close()
+    assert (root / "notebooks" / lesson.name).read_bytes() == before

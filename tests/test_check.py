@@ -5,7 +5,13 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -123,6 +129,10 @@ def graded_class(tmp_path_factory):
         "writes_home": with_answers(student, {1: "import os\nopen(os.path.expanduser('~/x.txt'), 'w').write('x')\n"
                                                   "total = 16", 2: double}),
     }
+    above = copy.deepcopy(student)  # answer typed into a new cell inserted ABOVE the untouched TODO cell
+    above.cells.insert(above.cells.index(answer_cell(above, 2)), new_code_cell(double, id="added-above"))
+    submissions["above"] = above
+    submissions["floods"] = with_answers(student, {1: "while True:\n    print('x' * 100_000)", 2: double})
     folder = root / "submissions"
     for name, nb in submissions.items():
         (folder / name).mkdir(parents=True)
@@ -131,6 +141,14 @@ def graded_class(tmp_path_factory):
     nbformat.write(plain, folder / "stranger.ipynb")
     nbformat.write(source, folder / "teacher_copy.ipynb")
     (folder / "broken.ipynb").write_text("{not json", encoding="utf-8")
+    bad_tags = reference_pasted(source, student)
+    bad_tags.cells[3].metadata["tags"] = 5
+    (folder / "bad_tags").mkdir()
+    (folder / "bad_tags" / student_path.name).write_text(json.dumps(bad_tags), encoding="utf-8")
+    surrogate = reference_pasted(source, student)
+    answer_cell(surrogate, 2).source += "\n# \ud800"
+    (folder / "surrogate").mkdir()
+    (folder / "surrogate" / student_path.name).write_text(json.dumps(surrogate), encoding="utf-8")  # as \\ud800
     (folder / "zhang" / ".ipynb_checkpoints").mkdir(parents=True)  # JupyterLab's autosaves are not submissions
     nbformat.write(correct, folder / "zhang" / ".ipynb_checkpoints" / "01_tiny-checkpoint.ipynb")
     nbformat.write(correct, folder / "zhang" / "01_tiny.ipynb")
@@ -162,7 +180,7 @@ def test_the_student_edition_carries_what_the_checker_needs():
 
 def test_a_class_is_marked_exercise_by_exercise(graded_class):
     _, rows, progress = graded_class
-    assert len(rows) == 16 and progress[-1] == (16, 16)  # the checkpoint copy is not a submission
+    assert len(rows) == 20 and progress[-1] == (20, 20)  # the checkpoint copy is not a submission
     assert marks(rows["correct"]) == {1: PASSED, 2: PASSED, 3: WRITTEN}
     assert marks(rows["zhang"]) == {1: PASSED, 2: PASSED, 3: WRITTEN}
     assert marks(rows["empty"]) == {1: NOT_ATTEMPTED, 2: NOT_ATTEMPTED, 3: NOT_ANSWERED}
@@ -181,6 +199,10 @@ def test_a_class_is_marked_exercise_by_exercise(graded_class):
     assert rows["split"].exercises[3].detail == "我在下面另起一个单元格回答。"
     assert marks(rows["lesson_edit"]) == {1: PASSED, 2: PASSED, 3: NOT_ANSWERED}  # lesson edits are ignored
     assert marks(rows["writes_home"])[1] == PASSED  # ~ is a temporary folder
+    assert marks(rows["above"]) == {1: NOT_ATTEMPTED, 2: PASSED, 3: NOT_ANSWERED}  # a cell added above the TODO counts
+    assert marks(rows["floods"]) == {1: FAILED, 2: PASSED, 3: NOT_ANSWERED}
+    assert rows["floods"].exercises[1].detail.startswith("your code: output too large")
+    assert sum(len(o.get("text", "")) for c in rows["floods"].executed.cells for o in c.get("outputs", [])) < 6_000_000
     for name in ("correct", "wrong", "loops", "osexit"):
         assert not rows[name].notes and not rows[name].problem, rows[name].notes
 
@@ -191,6 +213,8 @@ def test_notebooks_that_are_not_submissions_get_a_row_saying_so(graded_class):
     assert "python -m helpers student" in rows["stranger"].problem
     assert "teacher's notebook" in rows["teacher_copy"].problem
     assert "cannot be read as a notebook" in rows["broken"].problem
+    assert "is damaged" in rows["bad_tags"].problem and "is damaged" in rows["surrogate"].problem  # the file, not the tool
+    assert not any(r.problem.startswith(check.COULD_NOT_CHECK) for r in rows.values())
     assert all(not rows[n].exercises for n in ("stranger", "teacher_copy", "broken"))
 
 
@@ -208,7 +232,7 @@ def test_the_written_answer_is_shown_escaped(graded_class):
     assert by_name["wrong"][3] == "failed: check: AssertionError: total 不对 wrong total"
     assert "自动扩展" in by_name["correct"][5]
     executed = [p for p in written if p.parent.name == "executed"]
-    assert len(executed) == 13  # every submission that could be graded, with its outputs
+    assert len(executed) == 15  # every submission that could be graded, with its outputs
     loops = nbformat.read(next(p for p in executed if "loops" in p.name), as_version=4)
     assert any(o.get("text", "").startswith("练习 2 通过") for c in loops.cells if c.cell_type == "code" for o in c.outputs)
 
@@ -293,3 +317,24 @@ def test_find_submissions_skips_checkpoints_hidden_folders_and_the_results(tmp_p
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/03_x.ipynb", "b.ipynb"]
     with pytest.raises(ValueError, match="does not exist"):
         check.find_submissions([tmp_path / "nope"])
+
+
+def test_stopping_a_check_keeps_the_previous_results(graded_class, tmp_path):
+    """SIGTERM (as Ctrl-C) in the middle: no row for the submission in flight, the old results.csv untouched, exit 130."""
+    root, _, _ = graded_class
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("the previous run", encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "check", str(root / "submissions" / "loops"), "--notebooks", str(root / "notebooks"),
+         "--out", str(out), "--cell-timeout", "100"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout.readline().startswith("checking 1 notebook")
+    time.sleep(15)  # the kernel is in the endless loop by now
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "nothing was written" in stderr and "kernel died" not in stdout + stderr
+    assert (out / "results.csv").read_text(encoding="utf-8") == "the previous run"

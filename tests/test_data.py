@@ -67,18 +67,26 @@ def test_missing_files_and_no_network_gives_a_clear_error_fast(tmp_path, monkeyp
 
 
 def test_partial_download_is_removed(tmp_path, monkeypatch):
-    import torchvision.datasets.utils as tv_utils
+    class HalfAnswer:  # sends some bytes, then the connection drops
+        def __init__(self):
+            self.chunks = [b"\x1f\x8b partial"]
 
-    def half_written(url, filename, *args, **kwargs):
-        with open(filename, "wb") as f:
-            f.write(b"\x1f\x8b partial")
-        raise urllib.error.URLError("connection reset")
+        def read(self, n=-1):
+            if self.chunks:
+                return self.chunks.pop()
+            raise ConnectionResetError(104, "Connection reset by peer")
 
-    monkeypatch.setattr(tv_utils, "_urlretrieve", half_written)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: HalfAnswer())
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "keep-me.txt").write_text("the user's own file")
-    with pytest.raises(DatasetMissingError):
+    with pytest.raises(DatasetMissingError, match="Connection reset by peer"):
         fashion_mnist(tmp_path)
     assert sorted(p.name for p in raw.iterdir()) == ["keep-me.txt"]
 
@@ -263,6 +271,10 @@ def test_the_official_checksums_match_the_files_torchvision_verifies():
         unpacked = gzip.decompress(gz.read_bytes())
         size, sha256 = data.OFFICIAL[gz_name[:-3]]
         assert (len(unpacked), hashlib.sha256(unpacked).hexdigest()) == (size, sha256)
+        gz_size, gz_sha256 = data.OFFICIAL_GZ[gz_name]  # what downloads are checked against
+        assert (gz.stat().st_size, hashlib.sha256(gz.read_bytes()).hexdigest()) == (gz_size, gz_sha256)
+    assert list(data.OFFICIAL_GZ) == [name for name, _ in FashionMNIST.resources] == list(RAW_FILES)
+    assert data.OFFICIAL_SOURCES == tuple(FashionMNIST.mirrors)
 
 
 # --- nothing new remains when the data cannot be had --------------------------------------------------
@@ -288,13 +300,14 @@ def test_a_read_only_folder_is_named_before_any_download(tmp_path, monkeypatch):
 
 
 def test_a_download_refused_by_the_file_system_says_read_only(tmp_path, monkeypatch):
-    import torchvision.datasets.utils as tv_utils
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
 
-    def refused(url, filename, *args, **kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", filename)
+    def no_network(*args, **kwargs):
+        raise AssertionError("nothing can be saved: nothing should be downloaded")
 
-    monkeypatch.setattr(tv_utils, "_get_redirect_url", lambda url, max_hops=3: url)
-    monkeypatch.setattr(tv_utils, "_urlretrieve", refused)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(data.tempfile, "mkstemp", refused)
     with pytest.raises(DatasetMissingError, match="is read-only"):
         fashion_mnist(tmp_path / "data")
     assert list(tmp_path.iterdir()) == []

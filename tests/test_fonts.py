@@ -1,10 +1,15 @@
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
+import pytest
 
-import helpers
+import helpers  # noqa: F401  (sets the font)
 from helpers.fonts import FONT_NAME, cjk_font_path, use_chinese_font
 
 
@@ -32,5 +37,36 @@ def test_chinese_text_renders_without_missing_glyph_warnings():
         plt.close(fig)
 
 
-def test_public_names():
-    assert helpers.use_chinese_font is use_chinese_font
+# A fresh interpreter, as a lesson's kernel is: ``import helpers`` does not import matplotlib, so the
+# font must be set when matplotlib is imported later (or at once, if it already was).
+FRESH_FIGURE = """
+import sys, warnings
+{imports}
+from matplotlib import font_manager
+warnings.simplefilter("error")  # "Glyph ... missing from font" would fail here
+fig, ax = plt.subplots()
+title = ax.set_title("运动鞋 短靴 T恤/上衣 -1.5")
+fig.canvas.draw()
+print(font_manager.findfont(title.get_fontproperties(), fallback_to_default=False))
+print(matplotlib_before_helpers, type(sys.meta_path[0]).__name__)
+"""
+
+
+@pytest.mark.parametrize("imports", [
+    "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport matplotlib.pyplot as plt",
+    "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nfrom matplotlib import pyplot as plt",
+    "import matplotlib\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport helpers\n"
+    "import matplotlib.pyplot as plt",
+], ids=["helpers-then-pyplot", "helpers-then-from-matplotlib", "matplotlib-then-helpers"])
+def test_a_fresh_process_draws_with_the_cjk_font(imports):
+    code = FRESH_FIGURE.format(imports=imports)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no missing-glyph or other warnings
+    font, line = result.stdout.splitlines()
+    assert font == str(cjk_font_path())
+    before, first_finder = line.split()
+    assert before == str(imports.startswith("import matplotlib"))  # import helpers alone left matplotlib out
+    assert first_finder != "_FontOnImport"  # the one-shot import hook removed itself

@@ -29,9 +29,46 @@ NOISE = {
 }
 
 
+# Typography (README, writing guide): full-width ，：；？！（） in Chinese text, in Markdown prose and in the
+# string literals of code cells (printed strings, figure titles); glosses read 张量（tensor）, not 张量 (tensor).
+CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 # half-width punctuation between Chinese characters: "数据, 然后" should read "数据，然后"
-HALF_WIDTH = re.compile(r"[\u4e00-\u9fff]\s*[,;:?!]\s*[\u4e00-\u9fff]|[\u4e00-\u9fff]\s*\(\s*[\u4e00-\u9fff]")
+HALF_WIDTH = re.compile(rf"[{CJK}]\s*[,;:?!]\s*[{CJK}]|[{CJK}]\s*\(\s*[{CJK}]")
+# in a Chinese string: half-width , ; : ? ! right after a Chinese character ("准确率: " -> "准确率："),
+# or right before one ("a, 然后"); half-width parentheses holding Chinese ("(默认值)")
+HALF_WIDTH_IN_STRING = re.compile(rf"[{CJK}]\s*[,;:?!]|[,;:?!]\s*[{CJK}]|\([^()\n]*[{CJK}][^()\n]*\)")
+# a gloss in half-width parentheses after a Chinese word: "神经网络 (neural network)"; "第 (i, j) 个" is no gloss
+HALF_WIDTH_GLOSS = re.compile(rf"[{CJK}]\s*\((?=[^()\n]*[A-Za-z]{{2}})[^()\n]*\)")
 NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|<[^>]+>|\]\([^)]*\)", re.DOTALL)
+
+
+def markdown_typography(source: str) -> list[str]:
+    """Offending snippets in a Markdown cell's prose (code spans, math, HTML tags and link targets skipped)."""
+    prose = NOT_PROSE.sub(" ", source)
+    return [_snippet(prose, m) for pattern in (HALF_WIDTH, HALF_WIDTH_GLOSS) for m in pattern.finditer(prose)]
+
+
+def _snippet(text: str, match: re.Match, context: int = 6) -> str:
+    """The match with a few characters either side, so that a report can be found in the notebook."""
+    return text[max(match.start() - context, 0) : match.end() + context].strip()
+
+
+def chinese_strings(source: str) -> list[str]:
+    """The string literals of a code cell that contain Chinese (the literal parts of f-strings included)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a cell with IPython magics: no literal is checked rather than a wrong one
+        return []
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(f"[{CJK}]", node.value)
+    ]
+
+
+def string_typography(source: str) -> list[str]:
+    """Offending snippets in the Chinese string literals of a code cell."""
+    return [_snippet(text, m) for text in chinese_strings(source) for m in HALF_WIDTH_IN_STRING.finditer(text)]
 
 
 def load(name):
@@ -112,14 +149,51 @@ def test_runs_under_papermill_with_small_parameters(name, tmp_path):
 
 
 def test_chinese_sentences_use_full_width_punctuation(notebook):
-    """README, maintainers' section: full-width ，。：；？！（） in Chinese sentences, half-width in code."""
+    """README, writing guide: full-width ，。：；？！（） in Chinese prose and Chinese strings, glosses 张量（tensor）."""
     name, nb = notebook
     found = []
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown":
-            prose = NOT_PROSE.sub(" ", cell.source)
-            found += [f"cell {i}: {m.group(0)!r}" for m in HALF_WIDTH.finditer(prose)]
-    assert not found, f"half-width punctuation between Chinese characters: {found[:10]}"
+    for i, cell in enumerate(nb.cells):  # i: the cell's index in nb.cells
+        check = markdown_typography if cell.cell_type == "markdown" else string_typography
+        found += [f"{name} cell {i}: {snippet!r}" for snippet in check(cell.source)]
+    assert not found, "half-width punctuation in Chinese text:\n" + "\n".join(found[:20])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'print(f"准确率: {acc:.1%}")',
+        'print("就地操作后还是同一块内存:", ok)',
+        'print(f"{n} 张图像, 共 {k} 类")',
+        'plt.title("损失 (训练集)")',
+        'raise ValueError("参数不对; 请检查")',
+        'print("真的吗?")',
+    ],
+)
+def test_typography_flags_half_width_punctuation_in_chinese_strings(bad):
+    assert string_typography(bad), f"not flagged: {bad}"
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        'print(f"准确率：{acc:.1%}")',
+        'print("设备 device:", device)',  # the colon follows an English word
+        'print(f"训练集：{len(data):,} 张图像")',  # the format spec :, is code
+        'print("形状 shape:", x.shape, "(N, C, H, W)")',
+        'x = {"a": 1, "b": (2, 3)}  # 注释里的 a, b: 不是字符串',
+        '"找不到 helpers 包。" " (helpers not found: run pip install)"',
+    ],
+)
+def test_typography_accepts_full_width_chinese_strings_and_half_width_code(good):
+    assert not string_typography(good), string_typography(good)
+
+
+def test_typography_in_markdown_flags_half_width_glosses_and_punctuation():
+    assert markdown_typography("一个神经网络 (neural network) 由层组成。") == ["一个神经网络 (neural network) 由层组成。"]
+    assert markdown_typography("先读数据, 然后训练。")
+    assert markdown_typography("默认值(自动)就够了。")
+    for good in ("一个神经网络（neural network）由层组成。", "结果的第 (i, j) 个元素", "调用 `f(x)` 时", "见 [文档](https://a.b/(c))"):
+        assert not markdown_typography(good), good
 
 
 def test_readme_lists_every_parameter_with_its_default(notebook):

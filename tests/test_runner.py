@@ -1,4 +1,5 @@
 import ast
+import contextlib
 import math
 import os
 import random
@@ -353,33 +354,65 @@ def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, command):
 
 # --- Ctrl-C, kernel noise ------------------------------------------------------------------------------------
 
+# No sleeps to guess when the run is ready: the notebook's cell writes a marker file (its kernel's pid) once the
+# run is inside it, and the test sends Ctrl-C only then. Every wait is bounded, but generous, so that a loaded
+# machine is only slower, never a failure; the cell blocks far longer than any wait here, so a Ctrl-C that did
+# not stop the run fails clearly instead of letting the notebook finish.
+STARTED_WAIT_S = 600  # starting one or two kernels on a busy machine
+STOP_WAIT_S = 300  # from Ctrl-C to the command's exit: kernel shut down, files removed
+
+
 def _interrupt(tmp_path, args, started):
-    """Run ``python -m helpers ARGS``, send SIGINT once ``started`` exists, return (process, stdout, stderr)."""
+    """Run ``python -m helpers ARGS``, send SIGINT once ``started`` holds the kernel's pid, return (process, stdout, stderr)."""
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     (tmp_path / "tmp").mkdir()
     process = subprocess.Popen([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert started.exists(), process.communicate(timeout=60)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + STARTED_WAIT_S
+        while not _marker_pid(started) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        if not _marker_pid(started):
+            pytest.fail(f"the sleeping cell did not start within {STARTED_WAIT_S} s: {process.poll()=}")
+        process.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = process.communicate(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"Ctrl-C did not stop `helpers {args[0]}` within {STOP_WAIT_S} s")
+    except BaseException:  # a failed test leaves neither the command nor its sleeping kernel behind
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        if _marker_pid(started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_marker_pid(started), signal.SIGKILL)
+        raise
     return process, stdout, stderr
 
 
-def _gone(pid: int) -> bool:
-    for _ in range(50):
+def _marker_pid(started: Path) -> int:
+    """The pid the sleeping cell wrote, once it is completely written (0 before)."""
+    try:
+        text = started.read_text()
+    except FileNotFoundError:
+        return 0
+    return int(text) if text.endswith("\n") else 0
+
+
+def _gone(pid: int, wait_s: float = 60) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)
-    return False
 
 
-SLEEPER = "import os, pathlib, time\npathlib.Path({started!r}).write_text(str(os.getpid()))\ntime.sleep(120)"
+SLEEPER = ("import os, pathlib, time\npathlib.Path({started!r}).write_text(str(os.getpid()) + '\\n')\n"
+           "time.sleep(3600)")
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
@@ -394,7 +427,7 @@ def test_ctrl_c_during_run_stops_cleanly(tmp_path):
     assert stderr.strip() == "interrupted: 02_sleep.ipynb was stopped and has no output; finished before it: 01_a.ipynb (ok)"
     assert "Traceback" not in stdout + stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_a.ipynb"]
-    assert _gone(int(started.read_text())), "the kernel must not outlive the run"
+    assert _gone(_marker_pid(started)), "the kernel must not outlive the run"
     assert list((tmp_path / "tmp").iterdir()) == [], "no connection or socket files left behind"
 
 
@@ -408,7 +441,7 @@ def test_ctrl_c_during_refresh_stops_cleanly_and_keeps_the_source(tmp_path):
     assert stderr.strip() == "interrupted: 01_sleep.ipynb was left as it was; refreshed before it: none"
     assert "Traceback" not in stdout + stderr and "FAILED" not in stderr
     assert source.read_bytes() == before and sorted(p.name for p in source.parent.iterdir()) == ["01_sleep.ipynb"]
-    assert _gone(int(started.read_text()))
+    assert _gone(_marker_pid(started))
 
 
 def test_the_kernels_own_messages_stay_out_of_the_terminal(tmp_path):

@@ -238,3 +238,20 @@ def test_loops_and_predict_follow_the_model_to_its_device():
     assert 0.0 <= accuracy <= 1.0 and loss > 0
     predicted, _ = predict(model, batches)
     assert predicted.device.type == "cpu"
+
+
+def test_notebook_06_trains_with_the_loops_it_writes():
+    """The lesson's models are trained by its own train_epochs -> train_loop/test_loop; helpers.fit only in the check."""
+    nb = nbformat.read(NOTEBOOKS / "06_training.ipynb", as_version=4)
+    tree = ast.parse("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+    helper_calls = [n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id == "helpers"]
+    assert helper_calls.count("fit") == 1, "helpers.fit appears once: the check that it trains like train_epochs"
+    assert "train_loop" not in helper_calls and "test_loop" not in helper_calls
+    train_epochs = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "train_epochs")
+    called = {n.func.id for n in ast.walk(train_epochs) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"train_loop", "test_loop"} <= called
+    trained_by = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                  and n.func.id == "train_epochs"]
+    assert len(trained_by) >= 4, "the plain run, the compared recipes, the fast recipe and the fit check"

@@ -17,8 +17,13 @@ saves a notebook: ``exercise-N`` on the exercise cell (plus ``check`` on its che
 cell, ``written`` on a written answer), and the notebook metadata
 ``{"pytorch_basics": {"lesson": "NN", "edition": "student"}}``.
 
-This prevents accidents, not attacks: a student's code runs with the teacher's
-user rights and could still reach any file on purpose.
+A check's "passed" counts only when the grader confirms it (grading.py: the
+pristine state is restored before each check, the check compares plain values,
+and the grader verifies afterwards that it ran to its end untampered). Each
+kernel has a private connection folder and a minimal environment, and every
+process a submission started is killed when it ends (sandbox.py). This is no OS
+sandbox: a student's code runs with the teacher's user rights and could still
+reach any file on purpose (README, "检查学生交回的练习", says what protects and what not).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -43,6 +47,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import nbformat
 
+from . import grading, sandbox
+from .textsafe import csv_cell, safe_text
 from .classroom import CHECK_TAG, SERIES_METADATA, SOLUTION_TAG, WRITTEN_ANSWER, WRITTEN_TAG
 from .runner import (
     NOTEBOOKS_DIR, _kernel_manager_class, check_out_dir, injected_source, list_notebooks, make_out_dir,
@@ -52,6 +58,7 @@ from .runner import (
 DEFAULT_OUT = Path("check-results")
 CELL_TIMEOUT = 120  # seconds for one of the student's cells or a check cell (07's exercise trains a little)
 NOTEBOOK_TIMEOUT = 900  # seconds for a whole submission (lesson 06 takes about 6 minutes on a busy 2-core machine)
+OUTPUT_LIMIT = 5_000_000  # characters of output kept per cell; past it the cell is stopped ("output too large")
 PROBE_TIMEOUT = 15  # seconds a kernel may take to answer again after an interrupted cell
 COULD_NOT_CHECK = "could not be checked"
 HANDOUT_HINT = "hand out notebooks made with `python -m helpers student`"
@@ -122,6 +129,32 @@ def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str:
     return lesson
 
 
+def damaged(path: Path, nb: Any) -> None:
+    """Raise NotASubmission when the student's file is not a valid notebook (``tags: 5``, a lone surrogate, ...)."""
+    import nbformat.validator
+
+    def strings(value: Any) -> Any:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from strings(k)
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+
+    if any(any("\ud800" <= ch <= "\udfff" for ch in text) for text in strings(nb)):
+        raise NotASubmission(f"{path.name} is damaged: it contains text that is not valid Unicode (a lone surrogate); "
+                             "ask the student to open it in JupyterLab, fix the cell and save it again")
+    try:
+        nbformat.validate(nb)
+    except nbformat.validator.ValidationError as exc:
+        where = "/".join(str(p) for p in getattr(exc, "absolute_path", []))
+        raise NotASubmission(f"{path.name} is damaged: it is not a valid notebook ({_first_line(exc.message)}"
+                             f"{' at ' + where if where else ''}); ask the student to open it in JupyterLab and save it again")
+
+
 def source_notebook(lesson: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
     """The teacher's notebook of ``lesson`` ("03") in ``notebooks_dir``."""
     matches = [p for p in list_notebooks(Path(notebooks_dir)) if p.name[:2] == lesson]
@@ -167,6 +200,7 @@ class Planned:
     cell: nbformat.NotebookNode
     role: str
     exercise: Optional[int] = None
+    names: set[str] = field(default_factory=set)  # an answer's: the names the reference solution binds
 
 
 def graded_notebook(
@@ -184,32 +218,38 @@ def graded_notebook(
     # cells the student added right below an exercise cell count as part of the answer:
     # code cells below a code exercise, Markdown cells below a written one
     current: Optional[tuple[int, str]] = None
+    above: list[nbformat.NotebookNode] = []  # new code cells between an exercise's text and its TODO cell
     for cell in student.cells:
         number = exercise_number(cell)
+        new_untagged = cell.get("id") not in source_ids and not _tags(cell)
         if _is_answer_cell(cell):
-            answers.setdefault(number, []).append(cell)
-            current = (number, "code")
+            answers.setdefault(number, []).extend(above)  # cells inserted above the TODO cell (JupyterLab's A key)
+            answers[number].append(cell)
+            above, current = [], (number, "code")
         elif _is_written_cell(cell):
             written.setdefault(number, []).append(cell.source)
-            current = (number, "markdown")
-        elif cell.get("id") not in source_ids and not _tags(cell) and current is not None:
+            above, current = [], (number, "markdown")
+        elif new_untagged and current is not None:
             if cell.cell_type == current[1] == "code":
                 answers[current[0]].append(cell)
             elif cell.cell_type == current[1] == "markdown":
                 written[current[0]].append(cell.source)
+        elif new_untagged:
+            if cell.cell_type == "code":
+                above.append(cell)
         else:
-            current = None
+            above, current = [], None
 
     exercises: dict[int, Exercise] = {}
     last = max((i for i, c in enumerate(source.cells) if exercise_number(c) is not None), default=-1)
     cells, plan = [], []
 
-    def add(cell: nbformat.NotebookNode, role: str, exercise: Optional[int] = None) -> None:
+    def add(cell: nbformat.NotebookNode, role: str, exercise: Optional[int] = None, names: Optional[set[str]] = None) -> None:
         cell = copy.deepcopy(cell)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
-        plan.append(Planned(cell, role, exercise))
+        plan.append(Planned(cell, role, exercise, set(names or ())))
 
     for cell in source.cells[: last + 1]:
         number, tags = exercise_number(cell), _tags(cell)
@@ -225,7 +265,7 @@ def graded_notebook(
             else:
                 exercises[number] = Exercise(number)
                 for answer in mine:
-                    add(nbformat.v4.new_code_cell(answer.source), "answer", number)
+                    add(nbformat.v4.new_code_cell(answer.source), "answer", number, grading.bound_names(cell.source))
         elif number is not None and CHECK_TAG in tags:
             if number in exercises and not exercises[number].status:
                 add(cell, "check", number)
@@ -280,22 +320,6 @@ def _error_text(reply: dict[str, Any]) -> str:
     return f"{ename}: {evalue}" if evalue else ename
 
 
-def _kernel_env(home: Path, threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("MPLBACKEND", "PYTHONSTARTUP", "JUPYTER_PLATFORM_DIRS"):
-        env.pop(name, None)
-    env.update(
-        HELPERS_AUTO_DEVICE="cpu",  # device "auto" means the CPU
-        CUDA_VISIBLE_DEVICES="",  # and no GPU is visible at all
-        MPLBACKEND="Agg",  # figures are drawn off-screen
-        HOME=str(home),  # ~ is the submission's temporary folder
-        IPYTHONDIR=str(home / ".ipython"),
-        OMP_NUM_THREADS=str(threads),
-        MKL_NUM_THREADS=str(threads),
-    )
-    return env
-
-
 def _workspace(root: Path, data_dir: Optional[Path]) -> Path:
     """A fresh folder for one submission: ROOT/work is the kernel's working folder, ROOT/data its data."""
     work = root / "work"
@@ -314,6 +338,8 @@ async def run_graded(
     cell_timeout: float = CELL_TIMEOUT,
     notebook_timeout: float = NOTEBOOK_TIMEOUT,
     log: Optional[Any] = None,
+    connection_dir: Optional[Path] = None,
+    wrap: Optional[list[str]] = None,
 ) -> list[str]:
     """Execute the graded notebook cell by cell and mark ``exercises``; return notes on lesson cells that failed."""
     from nbclient import NotebookClient
@@ -342,9 +368,25 @@ async def run_graded(
         startup_timeout=120,
         shutdown_kernel="immediate",  # the kernel is thrown away; no need to wait for a clean exit
         record_timing=False,
-        kernel_manager_class=_kernel_manager_class(log),  # the kernel's own messages go to ``log``
+        # the kernel's own messages go to ``log``; its connection file and sockets to a private folder
+        kernel_manager_class=(sandbox.kernel_manager_class(connection_dir, log, wrap) if connection_dir is not None
+                              else _kernel_manager_class(log)),
         on_cell_error=on_cell_error,
     )
+    flood: dict[str, Any] = {"used": 0, "stopped": False, "interrupt": None}
+    keep_output = client.output
+
+    def capped_output(outs: list, msg: dict[str, Any], display_id: Optional[str], cell_index: int) -> Any:
+        content = msg.get("content", {})
+        flood["used"] += len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+        if flood["used"] <= OUTPUT_LIMIT:
+            return keep_output(outs, msg, display_id, cell_index)
+        if not flood["stopped"]:  # stop the cell that floods; what it prints from now on is dropped
+            flood["stopped"] = True
+            flood["interrupt"] = asyncio.ensure_future(client.km.interrupt_kernel())
+        return None
+
+    client.output = capped_output
     notes: list[str] = []
     pending = {n for n, e in exercises.items() if not e.status}
     failed_answer: set[int] = set()
@@ -358,6 +400,9 @@ async def run_graded(
     try:
         await client.async_start_new_kernel(cwd=str(workdir), env=env)
         await client.async_start_new_kernel_client()
+        sandbox.forget_connection_file(client.km)  # the kernel has read it; no other process will
+        trusted = await _bootstrap(client, errors)  # before any lesson or student code
+        remembered: set[int] = set()
         lesson_number = 0
         for index, step in enumerate(plan):
             if not pending:
@@ -373,8 +418,18 @@ async def run_graded(
                 give_up(TIMED_OUT, f"the notebook's time limit ({notebook_timeout:.0f} s) ran out")
                 break
             limit = timeout_for(cell)
+            original, restored, token = cell.source, None, grading.new_token()
             try:
-                await client.async_execute_cell(cell, index)
+                if step.role == "answer" and step.exercise not in remembered:
+                    remembered.add(step.exercise)
+                    await _expression(client, grading.remember_expression(step.names))
+                if step.role == "check":
+                    restored = await _expression(client, grading.restore_expression()) if trusted else None
+                    cell.source = grading.harden_check(original, token)
+                try:
+                    await client.async_execute_cell(cell, index)
+                finally:
+                    cell.source = original  # the executed notebook shows the teacher's check as written
             except DeadKernelError:
                 where = f"in exercise {step.exercise}" if step.exercise is not None else "in a lesson cell"
                 if step.exercise is not None:
@@ -385,31 +440,75 @@ async def run_graded(
                 break
             error = errors.get(index)
             timed_out = bool(error) and error.get("ename") == "CellTimeoutError"
+            flooded, flood["stopped"], flood["used"] = flood["stopped"], False, 0
+            if flood["interrupt"] is not None:
+                await flood["interrupt"]
+                flood["interrupt"] = None
+            too_large = f"output too large (over {OUTPUT_LIMIT // 1_000_000} MB printed; the rest was dropped)"
             if step.exercise is not None:
                 ex = exercises[step.exercise]
-                if timed_out:
+                if flooded:
+                    ex.status, ex.detail = FAILED, f"your code: {too_large}" if step.role == "answer" else f"check: {too_large}"
+                elif timed_out:
                     ex.status, ex.detail = TIMED_OUT, f"stopped after {limit} s (an endless loop?)"
                 elif error:
                     where = "your code" if step.role == "answer" else "check"
                     ex.status, ex.detail = FAILED, f"{where}: {_error_text(error)}"
                 elif step.role == "check":
-                    ex.status = PASSED
+                    verdict = await _expression(client, grading.verify_expression(token)) if restored == "ok" else None
+                    if verdict == "ok":
+                        ex.status = PASSED
+                    else:
+                        reason = verdict or ("the grader could not set up the kernel" if not trusted
+                                             else "the kernel's state could not be restored before the check")
+                        ex.status, ex.detail = FAILED, f"check: not accepted by the grader: {reason}"
                 if ex.status:
                     pending.discard(step.exercise)
                     if step.role == "answer":
                         failed_answer.add(step.exercise)
-            elif error:
+            elif error or flooded:
                 first = (cell.source.strip().splitlines() or [""])[0][:60]
-                what = "timed out" if timed_out else _error_text(error)
+                what = too_large if flooded else "timed out" if timed_out else _error_text(error)
                 notes.append(f"lesson code cell {lesson_number} ({first!r}) failed: {what}")
             if timed_out and not await _responds(client, errors):
                 give_up(NOT_RUN, "the kernel did not stop after a time-out")
                 break
     finally:
-        await client._async_cleanup_kernel()
+        pid = sandbox.kernel_pid(client.km)
+        try:
+            await client._async_cleanup_kernel()
+        finally:
+            sandbox.kill_submission(env.get(sandbox.MARKER, ""), pid)  # and everything the submission started
     for number in sorted(pending):  # checks that never ran (cannot happen unless the plan is odd)
         exercises[number].status = NOT_RUN
     return notes
+
+
+async def _bootstrap(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
+    """Run the grader's kernel-side code (see grading.py) first thing in a new kernel; True when it worked."""
+    cell = nbformat.v4.new_code_cell(grading.BOOTSTRAP)
+    timeout_func = client.timeout_func
+    client.timeout_func = lambda cell: CELL_TIMEOUT
+    try:
+        await client.async_execute_cell(cell, -2, store_history=False)
+    finally:
+        client.timeout_func = timeout_func
+    return errors.pop(-2, None) is None
+
+
+async def _expression(client: Any, expression: str, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
+    """Evaluate ``expression`` in the kernel as a user expression (IPython runs no input transformers on it).
+
+    Returns the string it evaluated to, or None when it failed, did not return a string or took too long.
+    """
+    msg_id = client.kc.execute("", silent=True, store_history=False, user_expressions={"v": expression})
+    from nbclient.exceptions import DeadKernelError
+
+    try:
+        reply = await asyncio.wait_for(client.async_wait_for_reply(msg_id), timeout)
+    except (asyncio.TimeoutError, DeadKernelError):
+        return None
+    return grading.expression_value(reply, "v")
 
 
 async def _responds(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
@@ -434,6 +533,7 @@ async def grade_submission(
     cell_timeout: float = CELL_TIMEOUT,
     notebook_timeout: float = NOTEBOOK_TIMEOUT,
     threads: int = 1,
+    use_sandbox: bool = False,
 ) -> Submission:
     """Grade one submitted notebook (see the module docstring); never raises for a bad submission."""
     path = Path(path)
@@ -444,6 +544,7 @@ async def grade_submission(
             student = nbformat.read(path, as_version=4)
         except Exception as exc:  # not JSON, not a notebook, unreadable
             raise NotASubmission(f"{path.name} cannot be read as a notebook ({type(exc).__name__}: {_first_line(exc)})")
+        damaged(path, student)
         result.lesson = lesson_of(path, student)
         source = nbformat.read(source_notebook(result.lesson, notebooks_dir), as_version=4)
         if not any(exercise_number(c) is not None and SOLUTION_TAG in _tags(c) for c in source.cells):
@@ -452,14 +553,16 @@ async def grade_submission(
             )
         nb, plan, result.exercises = graded_notebook(source, student, parameters)
         if any(not e.status for e in result.exercises.values()):
-            root = Path(tempfile.mkdtemp(prefix="helpers-check-"))
+            root = sandbox.temporary_root()  # mode 0700
             try:
                 workdir = _workspace(root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data")
-                env = _kernel_env(root / "home", threads)
-                (root / "home").mkdir()
+                home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
+                env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
                 with open(root / "kernel.log", "w", encoding="utf-8") as log:
                     result.notes = await run_graded(
-                        nb, plan, result.exercises, workdir, env, cell_timeout, notebook_timeout, log
+                        nb, plan, result.exercises, workdir, env, cell_timeout, notebook_timeout, log,
+                        connection_dir=sandbox.private_dir(root, "connection"),
+                        wrap=sandbox.bubblewrap_prefix(root) if use_sandbox else None,
                     )
             finally:
                 shutil.rmtree(root, ignore_errors=True)
@@ -494,6 +597,14 @@ def find_submissions(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> lis
     return [p for p in unique if not any(p == s or s in p.parents for s in skip)]
 
 
+_STOPPING = {"now": False}  # set by main's Ctrl-C/SIGTERM handler
+
+
+def _stop(signum: int, frame: Any) -> None:
+    _STOPPING["now"] = True
+    raise KeyboardInterrupt
+
+
 async def _check_all(paths: list[Path], results: list[Optional[Submission]], jobs: int, progress: Callable, **options) -> None:
     limit = asyncio.Semaphore(max(1, jobs))
     done = 0
@@ -501,7 +612,12 @@ async def _check_all(paths: list[Path], results: list[Optional[Submission]], job
     async def one(i: int, path: Path) -> None:
         nonlocal done
         async with limit:
-            results[i] = await grade_submission(path, **options)
+            if _STOPPING["now"]:
+                return
+            result = await grade_submission(path, **options)
+            if _STOPPING["now"]:
+                return  # stopped by Ctrl-C or kill: a submission in flight gets no (wrong) mark
+            results[i] = result
             done += 1
             progress(done, len(paths), results[i])
 
@@ -530,7 +646,27 @@ def check_submissions(
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     options.setdefault("threads", threads)
     asyncio.run(_check_all(files, slots, jobs, progress or (lambda *a: None), notebooks_dir=notebooks_dir, **options))
-    return [r for r in slots if r is not None]
+    done = [r for r in slots if r is not None]
+    distinguish(done)
+    return done
+
+
+def distinguish(results: Sequence[Submission]) -> None:
+    """Rows of one lesson that would show the same student name show the path that tells them apart (A/zhang)."""
+    by_name: dict[tuple[str, str], list[Submission]] = {}
+    for r in results:
+        by_name.setdefault((r.student, r.lesson), []).append(r)
+    for rows in by_name.values():
+        if len(rows) < 2:
+            continue
+        common = Path(os.path.commonpath([str(r.path.parent) for r in rows]))
+        for r in rows:
+            where = r.path.parent.relative_to(common)
+            from_folder = r.path.parent.name == r.student and r.path.stem != r.student
+            if where == Path("."):
+                r.student = f"{r.student} ({r.path.name})"
+            else:
+                r.student = where.as_posix() if from_folder else (where / r.path.name).as_posix()
 
 
 # ------------------------------------------------------------------ the table (text, CSV, HTML)
@@ -548,7 +684,7 @@ def _cell_text(result: Submission, number: int, width: Optional[int] = None) -> 
     if ex.written:
         text = "written: read by the teacher" if ex.status == WRITTEN else "written: not answered"
     else:
-        text = ex.label()
+        text = safe_text(ex.label())
     if width is not None and _width(text) > width:
         while _width(text) > width - 1:
             text = text[:-1]
@@ -561,13 +697,24 @@ def table_rows(results: Sequence[Submission], width: Optional[int] = None) -> li
     numbers = exercise_columns(results)
     rows = [["student", "lesson", *[f"exercise {n}" for n in numbers], "notes"]]
     for r in results:
-        notes = r.problem or "; ".join(r.notes)
-        rows.append([r.student, r.lesson or "-", *[_cell_text(r, n, width) for n in numbers], notes])
+        notes = safe_text(r.problem or "; ".join(r.notes))
+        rows.append([safe_text(r.student), safe_text(r.lesson or "-"), *[_cell_text(r, n, width) for n in numbers], notes])
     return rows
 
 
 def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def timing_report(results: Sequence[Submission], wall: float, jobs: int) -> str:
+    """Seconds per submission (slowest first) and for the class."""
+    lines = ["time per submission (s):"]
+    for r in sorted(results, key=lambda r: -r.seconds):
+        lines.append(f"  {r.seconds:7.1f}  {safe_text(r.student)} ({safe_text(r.path.name)})")
+    seconds = [r.seconds for r in results]
+    lines.append(f"class: {len(results)} submissions in {wall:.1f} s ({jobs} at a time); "
+                 f"per submission mean {sum(seconds) / len(seconds):.1f} s, max {max(seconds):.1f} s")
+    return "\n".join(lines)
 
 
 def format_table(results: Sequence[Submission], width: int = 48) -> str:
@@ -593,7 +740,8 @@ def results_csv(results: Sequence[Submission]) -> str:
         for n in numbers:
             ex = r.exercises.get(n)
             cells.append("" if ex is None else (f"{_cell_text(r, n)}\n{ex.detail}".strip() if ex.written else ex.label()))
-        writer.writerow([r.student, r.lesson, str(r.path), *cells, r.problem or "; ".join(r.notes), f"{r.seconds:.1f}"])
+        row = [r.student, r.lesson, str(r.path), *cells, r.problem or "; ".join(r.notes)]
+        writer.writerow([csv_cell(c) for c in row] + [f"{r.seconds:.1f}"])
     return buffer.getvalue()
 
 
@@ -612,7 +760,9 @@ td.written { background: #e6eefb; } td.problem { background: #fbe3e3; }
 
 def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
     """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped."""
-    e = html.escape
+    def e(text: object) -> str:
+        return html.escape(safe_text(text, keep_newlines=True))
+
     numbers = exercise_columns(results)
     head = "".join(f"<th>练习 {n}<br>exercise {n}</th>" for n in numbers)
     rows = []
@@ -717,7 +867,17 @@ def main(argv: Sequence[str]) -> int:
                         help=f"time limit for each of the student's cells and each check (default: {CELL_TIMEOUT})")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a lesson parameter, e.g. -p epochs 1 (repeatable; device is always cpu)")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run each kernel in bubblewrap: no network, everything but its temporary folder "
+                        "read-only, a private /tmp, its own process namespace (needs `bwrap`)")
+    parser.add_argument("--timing", action="store_true",
+                        help="print the time of every submission and of the whole class at the end")
     args = parser.parse_args(list(argv))
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets an escape, not a traceback
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
     try:
         params = {name: parse_value(value) for name, value in args.parameter}
         injected_source(params)  # plain data only
@@ -730,6 +890,10 @@ def main(argv: Sequence[str]) -> int:
     if args.data is not None and not args.data.is_dir():
         print(f"error: --data {args.data} is not a folder; give the folder that holds FashionMNIST/", file=sys.stderr)
         return 2
+    if args.sandbox and sandbox.bubblewrap() is None:
+        print("error: --sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap",
+              file=sys.stderr)
+        return 2
     if args.jobs < 1 or args.timeout <= 0 or args.cell_timeout <= 0:
         print("error: --jobs, --timeout and --cell-timeout must be positive", file=sys.stderr)
         return 2
@@ -739,6 +903,13 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
               "in its parameters cell", file=sys.stderr)
         return 2
+    out = args.out.resolve()
+    for folder in (p.resolve() for p in args.submissions if p.is_dir()):
+        if out == folder or folder in out.parents:
+            print(f"error: --out {safe_text(args.out)} is inside the submissions folder {safe_text(folder)}; the "
+                  "results would be mixed with the students' files. Choose a folder outside it, e.g. --out check-results",
+                  file=sys.stderr)
+            return 2
     try:
         check_out_dir(args.out, args.notebooks, example="--out check-results")
         files = find_submissions(args.submissions, exclude=[args.out])
@@ -750,24 +921,36 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
     def progress(done: int, total: int, result: Submission) -> None:
-        print(f"[{done}/{total}] {result.student} ({result.path.name}): {result.summary()} ({result.seconds:.1f} s)", flush=True)
+        print(f"[{done}/{total}] {safe_text(result.student)} ({safe_text(result.path.name)}): "
+              f"{safe_text(result.summary())} ({result.seconds:.1f} s)", flush=True)
 
     print(f"checking {len(files)} notebook{'s' if len(files) != 1 else ''}, {args.jobs} at a time ...", flush=True)
     finished: list = []
     interrupted = False
-    # stopped by `kill` (SIGTERM): stop as on Ctrl-C, so the kernels are shut down and the temporary folders removed
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    class_start = time.perf_counter()
+    # Ctrl-C or `kill` (SIGTERM): stop, shut the kernels down, remove the temporary folders, mark nothing in flight
+    _STOPPING["now"] = False
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         check_submissions(files, args.notebooks, args.jobs, progress, finished, data_dir=args.data,
-                          parameters=params, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout)
+                          parameters=params, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
+                          use_sandbox=args.sandbox)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     results = [r for r in finished if r is not None]
     if results:
         print()
         print(format_table(results))
+    if args.timing and results:
+        print()
+        print(timing_report(results, time.perf_counter() - class_start, args.jobs))
+    if interrupted:  # the previous results stay as they were: a half-checked class must not replace them
+        print(f"\ninterrupted: {len(results)} of {len(files)} submissions were checked (shown above); nothing was "
+              f"written, so {safe_text(args.out)} still holds the results of the last complete run", file=sys.stderr)
+        return 130
     try:
         written = write_results(results, args.out, args.notebooks)
     except (ValueError, OSError) as exc:
@@ -775,10 +958,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     print(f"\nwrote {written[0]} and {written[1]} (the executed notebooks, with full tracebacks, are in "
           f"{written[0].parent / 'executed'})")
-    if interrupted:
-        print(f"interrupted: {len(results)} of {len(files)} submissions were checked", file=sys.stderr)
-        return 130
     broken = [r for r in results if r.problem.startswith(COULD_NOT_CHECK)]
     for r in broken:
-        print(f"error: {r.path}: {r.problem}", file=sys.stderr)
+        print(f"error: {safe_text(r.path)}: {safe_text(r.problem)}", file=sys.stderr)
     return 1 if broken else 0  # 1: the checker itself could not run a notebook (not a student's mistake)

@@ -85,9 +85,14 @@ def exercise_source(solution: str) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _is_solution_tag(tag: object) -> bool:
+    return str(tag).strip().lower() == SOLUTION_TAG  # `Solution`, `SOLUTION ` count too
+
+
 def is_solution(cell: nbformat.NotebookNode) -> bool:
-    """True for a cell tagged ``solution``: a code cell's reference solution or a written exercise's answer."""
-    return cell.cell_type in ("code", "markdown") and SOLUTION_TAG in cell.metadata.get("tags", [])
+    """True for a cell tagged ``solution`` (any case, any cell type): a reference solution or a written answer."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return isinstance(tags, list) and any(_is_solution_tag(t) for t in tags)
 
 
 def student_notebook(nb: nbformat.NotebookNode, lesson: Optional[str] = None) -> nbformat.NotebookNode:
@@ -105,7 +110,11 @@ def student_notebook(nb: nbformat.NotebookNode, lesson: Optional[str] = None) ->
             cell.execution_count = None
         if not is_solution(cell):
             continue
-        tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]
+        tags = [t for t in cell.metadata.get("tags", []) if not _is_solution_tag(t)]
+        if cell.cell_type == "raw":  # a raw cell tagged solution: nothing of it reaches the student
+            cell.source = ""
+            cell.metadata["tags"] = tags
+            continue
         if cell.cell_type == "markdown":
             cell.source = WRITTEN_ANSWER
             cell.pop("attachments", None)

@@ -22,7 +22,6 @@ from typing import IO, Any, Iterator, Optional, Sequence
 import nbformat
 
 from ..files import atomic_write
-from ..params import check_parameter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/commands/runner.py -> the repository
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -290,6 +289,8 @@ def check_notebook_parameters(path: Path, parameters: dict[str, Any]) -> None:
             hint = " (to pass text that looks like a number, quote it: -p NAME \"'text'\")" if wanted is str else ""
             raise ValueError(f"{path.name}: parameter {name} must be {noun}, like its default "
                              f"{declared[name][0]!r}; got {_shown(value)}{hint}")
+    from ..params import check_parameter  # imports torch: not at module level, so --help starts fast
+
     _, setup_source = _code_cells(path)
     for name, kind, minimum, maximum, allow in _setup_checks(setup_source, values):
         try:
@@ -456,6 +457,33 @@ def _watch_interrupts() -> Iterator[_Interrupts]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _quiet_abandoned_tasks() -> None:
+    """After Ctrl-C, drop asyncio's reports about the kernel client's abandoned tasks.
+
+    Ctrl-C stops whichever of the client's tasks was running; the others are left
+    behind and end with errors nobody reads (``DeadKernelError`` once the kernel is
+    stopped), which asyncio would print at exit as "Task exception was never
+    retrieved" with a traceback, after the one-line message. Other reports still print.
+    """
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()
+        previous = loop.get_exception_handler()
+
+        def handler(loop, context):
+            if isinstance(context.get("future"), asyncio.Future) and "never retrieved" in context.get("message", ""):
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+
+
 def _log_tail(log: IO, lines: int = 5) -> str:
     with contextlib.suppress(Exception):
         log.flush()
@@ -519,6 +547,7 @@ def run_notebook(
         except BaseException as exc:
             if interrupts.hit or not isinstance(exc, Exception):  # Ctrl-C, however the kernel client reported it
                 _stop_kernels(started)
+                _quiet_abandoned_tasks()
                 with contextlib.suppress(FileNotFoundError):
                     partial.unlink()
                 if isinstance(exc, Exception):
@@ -625,8 +654,55 @@ def run_series(
     return results
 
 
-def _clean_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Keep only what a reader needs: tags in cells, kernelspec and language in the notebook."""
+_KERNEL_METADATA: dict[str, dict] = {}
+
+
+def kernel_metadata(kernel_name: str = "python3") -> dict:
+    """The notebook metadata JupyterLab writes when it starts ``kernel_name``: stored the same, a lesson opens clean.
+
+    JupyterLab sets ``kernelspec`` to the spec's name, display_name and language,
+    and ``language_info`` to what the kernel reports in its kernel_info_reply; a
+    notebook whose stored values differ is marked modified as soon as its kernel
+    starts. So both are asked from a real kernel (once per process).
+    """
+    if kernel_name not in _KERNEL_METADATA:
+        from jupyter_client.manager import start_new_kernel
+
+        import subprocess
+
+        km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=120, stderr=subprocess.DEVNULL)
+        try:
+            reply = kc.kernel_info(reply=True, timeout=60)
+            language_info = reply["content"]["language_info"]
+            spec = km.kernel_spec
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        _KERNEL_METADATA[kernel_name] = {
+            "kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": kernel_name},
+            "language_info": dict(language_info),
+        }
+    return copy.deepcopy(_KERNEL_METADATA[kernel_name])
+
+
+def apply_kernel_metadata(path: Path, metadata: Optional[dict] = None) -> bool:
+    """Set only ``path``'s notebook-level metadata to ``metadata`` (default: kernel_metadata()); True if it changed.
+
+    Cells and outputs are read fresh and written back untouched, in one step.
+    """
+    nb = nbformat.read(path, as_version=4)
+    new = nbformat.NotebookNode(copy.deepcopy(metadata if metadata is not None else kernel_metadata()))
+    if nb.metadata == new:
+        return False
+    nb.metadata = new
+    nbformat.validate(nb)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
+    return True
+
+
+def _clean_metadata(nb: nbformat.NotebookNode, metadata: Optional[dict] = None) -> nbformat.NotebookNode:
+    """Keep only what a reader needs: tags in cells; in the notebook, what JupyterLab writes (kernel_metadata)."""
     for cell in nb.cells:
         tags = cell.metadata.get("tags")
         cell.metadata = nbformat.NotebookNode({"tags": tags} if tags else {})
@@ -634,12 +710,7 @@ def _clean_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             for out in cell.outputs:
                 if "metadata" in out:
                     out.metadata = nbformat.NotebookNode({})
-    nb.metadata = nbformat.NotebookNode(
-        {
-            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "pygments_lexer": "ipython3"},
-        }
-    )
+    nb.metadata = nbformat.NotebookNode(copy.deepcopy(metadata if metadata is not None else kernel_metadata()))
     return nb
 
 
@@ -694,6 +765,8 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
         try:
             _execute(client)
         except BaseException as exc:
+            if interrupts.hit or not isinstance(exc, Exception):
+                _quiet_abandoned_tasks()
             if interrupts.hit and isinstance(exc, Exception):
                 raise KeyboardInterrupt from None  # however the half-stopped client reported Ctrl-C
             raise
@@ -726,6 +799,8 @@ def _parse_args(argv: Sequence[str], command: str) -> argparse.Namespace:
         parser.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
     else:
         parser.description = "Re-execute the source notebooks in place on the CPU to regenerate stored outputs."
+        parser.add_argument("--metadata-only", action="store_true",
+                            help="only set each notebook's metadata to what JupyterLab writes (no cell is run)")
     return parser.parse_args(list(argv))
 
 
@@ -776,6 +851,12 @@ def refresh_main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.metadata_only:
+        metadata = kernel_metadata()
+        for path in notebooks:
+            state = "updated" if apply_kernel_metadata(path, metadata) else "unchanged"
+            print(f"{path.name}: metadata {state}", flush=True)
+        return 0
     failed, done = 0, []
     for path in notebooks:
         start = time.perf_counter()

@@ -1,0 +1,245 @@
+"""``python -m helpers data``: download and verify Fashion-MNIST, check it, or serve it to a classroom."""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import socket
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Optional, Sequence
+
+from helpers import data
+
+DEFAULT_PORT = 8000
+
+
+def _raw_dir(root: Path) -> Path:
+    return root / "FashionMNIST" / "raw"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it lies inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _progress(name: str, size: int):
+    from tqdm import tqdm
+
+    return tqdm(total=size, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def _report_problems(raw_dir: Path, problems: dict) -> int:
+    """Print one line per file; return 0 when all four are the official files, else 1."""
+    bad = {name: why for name, why in problems.items() if why is not None}
+    for name, why in problems.items():
+        print(f"  {'ok   ' if why is None else 'WRONG'} {_shown(raw_dir / name)}" + (f": {why}" if why else ""))
+    if bad:
+        print(f"\n{len(bad)} of {len(problems)} files are missing or not the official ones: "
+              f"{', '.join(bad)}.\nDelete the wrong ones and run `python -m helpers data` (with --mirror URL "
+              "if the official servers are unreachable) to download them again.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def check_main(root: Path) -> int:
+    raw_dir = _raw_dir(root)
+    print(f"checking {_shown(raw_dir)} ...")
+    return _report_problems(raw_dir, data.check_raw(raw_dir))
+
+
+def download_main(root: Path, mirrors: list[str], official: bool) -> int:
+    raw_dir = _raw_dir(root)
+    problems = data.check_raw(raw_dir)
+    wrong = [name for name, why in problems.items() if why not in (None, "missing")]
+    if wrong:  # never overwrite a file the user put there: say which one is wrong
+        print(f"{_shown(raw_dir)} holds files that are not the official ones:", file=sys.stderr)
+        return _report_problems(raw_dir, problems)
+    missing = [name for name, why in problems.items() if why == "missing"]
+    if missing:
+        try:
+            sources = data.all_sources(mirrors, official)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        new_dirs = [d for d in (raw_dir, *raw_dir.parents) if not d.exists()]  # deepest first
+        try:
+            raw_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: cannot create {_shown(raw_dir)}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"downloading {len(missing)} file(s) into {_shown(raw_dir)}; sources in order:")
+        for url in sources:
+            print(f"  {url}")
+        try:
+            got = data.download_raw(raw_dir, sources=sources, progress=_progress)
+        except (data.DownloadError, OSError) as exc:
+            for folder in new_dirs:  # folders made for this download go again when it got nothing
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            if isinstance(exc, data.DownloadError):
+                print(f"error: {exc}", file=sys.stderr)
+            else:
+                print(f"error: cannot write into {_shown(raw_dir)}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        for name, url in got.items():
+            print(f"  got {name} from {url}")
+    print(f"verifying {_shown(raw_dir)} ...")
+    status = _report_problems(raw_dir, data.check_raw(raw_dir))
+    if status == 0:
+        print(f"\nthe four Fashion-MNIST files are in {raw_dir.resolve()}")
+    return status
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves exactly the four verified .gz files, read-only; every other path is 404."""
+
+    raw_dir: Path = Path()
+    index: bytes = b""
+    server_version = "helpers-data"
+
+    def _target(self) -> Optional[Path]:
+        path = urllib.parse.urlsplit(self.path).path
+        name = path.rsplit("/", 1)[-1] if path.count("/") == 1 else None  # only "/NAME"; no folders, no ..
+        return self.raw_dir / name if name in data.OFFICIAL_GZ else None
+
+    def _send(self, head_only: bool) -> None:
+        if urllib.parse.urlsplit(self.path).path == "/":
+            body = self.index
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(body)
+            return
+        target = self._target()
+        if target is None:
+            self.send_error(404, "only the four Fashion-MNIST .gz files are served here")
+            return
+        size = target.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if head_only:
+            return
+        with open(target, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                self.wfile.write(chunk)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._send(head_only=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._send(head_only=True)
+
+    def _refuse(self) -> None:
+        self.send_error(405, "read-only")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+
+    def log_message(self, format: str, *args) -> None:  # one short line per request, on stderr
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def lan_address() -> str:
+    """This machine's address on the local network (no packet is sent), else 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # UDP connect only picks the outgoing interface
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    """A server for the verified files under ``root``; ValueError when they are missing or wrong."""
+    raw_dir = _raw_dir(root)
+    problems = data.check_raw(raw_dir)
+    bad = {name: why for name, why in problems.items() if why is not None}
+    if bad:
+        lines = "; ".join(f"{name}: {why}" for name, why in bad.items())
+        raise ValueError(f"only verified files are served, and {_shown(raw_dir)} is not complete ({lines}). "
+                         "Run `python -m helpers data` first.")
+    handler = type("Handler", (_Handler,), {"raw_dir": raw_dir.resolve()})
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def student_lines(url: str) -> list[str]:
+    return [
+        f"HELPERS_DATA_MIRROR={url} python -m helpers lab",
+        f"python -m helpers data --no-official --mirror {url}",
+    ]
+
+
+def serve_main(root: Path, host: str, port: int) -> int:
+    try:
+        server = make_server(root, host, port)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.",
+              file=sys.stderr)
+        return 1
+    shown_host = lan_address() if host in ("0.0.0.0", "") else host
+    url = f"http://{shown_host}:{server.server_address[1]}/"
+    lines = student_lines(url)
+    server.RequestHandlerClass.index = (
+        "Fashion-MNIST for this classroom:\n" + "".join(f"  {name}\n" for name in data.OFFICIAL_GZ)
+        + "\nOn a student's machine, in the project folder, type one of:\n" + "".join(f"  {l}\n" for l in lines)
+    ).encode("utf-8")
+    print(f"serving the four verified files of {_shown(_raw_dir(root))} at {url} (read-only; Ctrl-C stops)")
+    print("students type, in the project folder, one of:")
+    for line in lines:
+        print(f"  {line}")
+    print("(the first tries the official servers first, then this one; the second only this one)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers data",
+        description="Download Fashion-MNIST (official servers first, then mirrors), verify its four .gz files "
+                    "against their SHA-256, check files already there, or serve them to a classroom.",
+    )
+    parser.add_argument("--root", type=Path, default=Path("data"),
+                        help="data folder holding FashionMNIST/raw (default: data)")
+    parser.add_argument("--mirror", action="append", default=[], metavar="URL",
+                        help="a base URL holding the four .gz files, tried after the official servers and "
+                             f"before ${data.MIRROR_ENV} (repeatable)")
+    parser.add_argument("--no-official", action="store_true",
+                        help="do not try the official servers: only --mirror and $" + data.MIRROR_ENV)
+    parser.add_argument("--check", action="store_true", help="only check the files already there")
+    parser.add_argument("--serve", action="store_true",
+                        help="serve the verified files over HTTP (for a classroom); Ctrl-C stops")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on with --serve (default: all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for --serve (default: {DEFAULT_PORT})")
+    args = parser.parse_args(list(argv))
+    if args.check and args.serve:
+        parser.error("--check and --serve cannot be combined")
+    if (args.check or args.serve) and (args.mirror or args.no_official):
+        parser.error("--mirror and --no-official are for downloading, not with --check or --serve")
+    if not args.serve and any(a.split("=")[0] in ("--host", "--port") for a in argv):
+        parser.error("--host and --port go with --serve")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535; got {args.port}")
+    if args.check:
+        return check_main(args.root)
+    if args.serve:
+        return serve_main(args.root, args.host, args.port)
+    return download_main(args.root, args.mirror, official=not args.no_official)

@@ -1,0 +1,214 @@
+"""Keeping one submission's kernel to itself: private files, a small environment, no survivors.
+
+- Each kernel gets a private folder (mode 0700) for its connection file and IPC
+  sockets; the connection file (which holds the key that signs messages to the
+  kernel) is deleted as soon as the kernel answers, so it cannot be read later.
+- The kernel gets a minimal environment, not the teacher's: ``PATH``, locale and
+  Python-path variables plus what the check sets itself.
+- Every process a submission starts carries a per-run marker variable
+  (``HELPERS_CHECK_RUN``); when the submission ends, every process in the kernel's
+  session or process group, every descendant of the kernel and every process
+  whose environment holds the marker is stopped and killed, repeatedly, until
+  none is left. A process that both leaves the session and clears its environment
+  escapes this; ``check --sandbox`` (bubblewrap: separate process namespace) does not
+  let it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any, Iterable, Optional
+
+MARKER = "HELPERS_CHECK_RUN"
+_KEEP = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LANG", "LANGUAGE", "TZ", "SYSTEMROOT",
+         "COVERAGE_PROCESS_START")
+
+
+def new_marker() -> str:
+    return secrets.token_hex(12)
+
+
+def private_dir(parent: Path, name: str) -> Path:
+    """``parent/name``, created with mode 0700 (only this user can list or open it)."""
+    path = Path(parent) / name
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def minimal_env(home: Path, tmp: Path, marker: str, threads: int, base: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The kernel's environment: a few variables of ``base`` (default os.environ) and the check's own."""
+    base = dict(os.environ if base is None else base)
+    env = {k: v for k, v in base.items() if k in _KEEP or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    env.update(
+        HELPERS_AUTO_DEVICE="cpu",  # device "auto" means the CPU
+        CUDA_VISIBLE_DEVICES="",  # and no GPU is visible at all
+        MPLBACKEND="Agg",  # figures are drawn off-screen
+        HOME=str(home),  # ~ is the submission's temporary folder
+        TMPDIR=str(tmp),
+        IPYTHONDIR=str(home / ".ipython"),
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONIOENCODING="utf-8",
+        **{MARKER: marker},
+    )
+    return env
+
+
+def bubblewrap() -> Optional[str]:
+    """The path of bubblewrap's ``bwrap``, or None when it is not installed."""
+    import shutil
+
+    return shutil.which("bwrap")
+
+
+def bubblewrap_prefix(writable: Path) -> list[str]:
+    """``bwrap`` arguments: everything read-only but ``writable``, a private /tmp, no network, own process namespace."""
+    bwrap = bubblewrap()
+    if bwrap is None:
+        raise RuntimeError("--sandbox needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
+    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", str(writable), str(writable), "--unshare-net", "--unshare-pid", "--unshare-ipc",
+            "--die-with-parent",  # and ipykernel must not watch its parent: inside, the parent is pid 1
+            "--setenv", "JPY_PARENT_PID", "1", "--"]
+
+
+def kernel_manager_class(folder: Path, log: Optional[IO] = None, wrap: Optional[list[str]] = None):
+    """A kernel manager whose connection file and IPC sockets live in ``folder`` (a private_dir).
+
+    ``wrap`` is put in front of the kernel's command (bubblewrap_prefix for ``check --sandbox``).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class PrivateKernelManager(AsyncKernelManager):
+        @default("connection_file")
+        def _default_connection_file(self):
+            return str(Path(folder) / "kernel.json")
+
+        if os.name == "posix":
+
+            @default("transport")
+            def _default_transport(self):
+                return "ipc"
+
+            @default("ip")
+            def _default_ip(self):
+                return str(Path(folder) / "ipc")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if log is not None:
+                kw["stdout"] = kw["stderr"] = log
+            await super()._async_launch_kernel(list(wrap or []) + list(kernel_cmd), **kw)
+
+    return PrivateKernelManager
+
+
+def forget_connection_file(km: Any) -> None:
+    """Delete the kernel's connection file once the kernel is running (it read the file at start-up)."""
+    path = getattr(km, "connection_file", "")
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def kernel_pid(km: Any) -> Optional[int]:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    return getattr(process, "pid", None)
+
+
+def _stat(pid: int) -> Optional[tuple[int, int, int]]:
+    """(ppid, pgid, sid) of ``pid``, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[2]), int(fields[3])
+
+
+def _has_marker(pid: int, needle: bytes) -> bool:
+    try:
+        return needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def submission_processes(marker: str, root: Optional[int]) -> set[int]:
+    """Processes of one submission: marked, in ``root``'s session or group, or descended from ``root``."""
+    me = os.getpid()
+    needle = f"{MARKER}={marker}".encode()
+    stats = {pid: _stat(pid) for pid in _pids()}
+    found = {pid for pid, st in stats.items() if st and root is not None and (st[1] == root or st[2] == root)}
+    found |= {pid for pid in stats if _has_marker(pid, needle)}
+    if root is not None and stats.get(root):
+        found.add(root)
+    children: dict[int, list[int]] = {}
+    for pid, st in stats.items():
+        if st:
+            children.setdefault(st[0], []).append(pid)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid for pid in found if pid not in (me, os.getppid(), 1)}
+
+
+def _signal(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def kill_submission(marker: str, root: Optional[int], rounds: int = 20) -> int:
+    """Stop, then kill, every process of one submission until none is left; return how many were found."""
+    if not Path("/proc/self/stat").exists():  # not Linux: the kernel's process group is all we can reach
+        if root is not None:
+            try:
+                os.killpg(root, signal.SIGKILL)
+            except OSError:
+                pass
+        return 0
+    seen: set[int] = set()
+    for _ in range(rounds):
+        alive = {pid for pid in submission_processes(marker, root) if _stat(pid) is not None}
+        alive = {pid for pid in alive if not _zombie(pid)}
+        if not alive:
+            break
+        seen |= alive
+        _signal(alive, signal.SIGSTOP)  # frozen processes cannot fork new ones while we kill them
+        _signal(alive, signal.SIGKILL)
+        time.sleep(0.05)
+    return len(seen)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2:].split()[0] in ("Z", "X")
+
+
+def temporary_root() -> Path:
+    """A fresh private folder for one submission (mode 0700)."""
+    return Path(tempfile.mkdtemp(prefix="helpers-check-"))
