@@ -17,9 +17,12 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from .files import atomic_write
+
+if TYPE_CHECKING:  # for the annotations only
+    from torchvision import datasets
 
 # torch and torchvision are imported inside the functions that use them, so that
 # ``python -m helpers data --check`` and ``import helpers`` start fast.
@@ -334,6 +337,9 @@ def check_mirror(url: str, origin: str = "mirror") -> str:
     or password is refused without repeating it, so a secret never reaches a log.
     """
     text = str(url).strip()
+    if not text.isprintable():  # escape sequences, bidi overrides: the URL is printed ("sources in order")
+        raise ValueError(f"{origin}: {_printable(_redact(text))!r} holds control characters; give a plain "
+                         "base URL such as http://192.168.1.10:8000/")
     try:
         parts = urllib.parse.urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
@@ -350,6 +356,11 @@ def check_mirror(url: str, origin: str = "mirror") -> str:
         raise ValueError(f"{origin}: {_redact(text)!r} has a ?query or #fragment; give the folder's URL only")
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable (escape sequences, bidi overrides) as an escape."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _redact(text: str) -> str:
@@ -428,6 +439,11 @@ def _umask() -> int:
 
 
 def _why(exc: BaseException) -> str:
+    """One line saying why a source failed; what the server sent (its reason phrase) cannot move the cursor."""
+    return _printable(_why_raw(exc))
+
+
+def _why_raw(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
@@ -550,64 +566,3 @@ def _remove_partial(raw_dir: Path, existed: set, new_dirs: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             pass
-
-
-def load_tensors(
-    root: str | Path = "data",
-    train: bool = True,
-    device: torch.device | str = "cpu",
-    mirror: str | Sequence[str] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return Fashion-MNIST as two tensors on ``device``: X [N, 1, 28, 28] float32 in [0, 1], y [N] int64.
-
-    X holds the same values as ``ToTensor()`` gives image by image (pixel / 255),
-    converted once for the whole set instead of once per sample and epoch.
-    Missing files are downloaded as ``fashion_mnist`` does (``mirror`` as there).
-    """
-    dataset = fashion_mnist(root, train=train, transform=None, mirror=mirror)
-    X = dataset.data.unsqueeze(1).to(device).float().div_(255)  # uint8 crosses to the device: 4x fewer bytes
-    y = dataset.targets.to(device)
-    return X, y
-
-
-class TensorLoader:
-    """Minibatches (X[i], y[i]) of tensors already in memory: a minimal DataLoader without per-sample work.
-
-    With ``shuffle=True`` each pass uses a new order drawn from ``generator``
-    (a seeded ``torch.Generator`` on the CPU makes the order reproducible).
-    """
-
-    def __init__(
-        self,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int = 64,
-        shuffle: bool = False,
-        generator: Optional[torch.Generator] = None,
-    ):
-        if len(X) != len(y):
-            raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
-        from .params import check_parameter
-
-        check_parameter("batch_size", batch_size, int, minimum=1)
-        self.X, self.y = X, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-
-    def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)  # number of batches, the last one may be smaller
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        import torch
-
-        n = len(self.y)
-        if self.shuffle:
-            # drawn on the CPU, then moved: the same order on every device
-            order = torch.randperm(n, generator=self.generator).to(self.y.device)
-            for start in range(0, n, self.batch_size):
-                index = order[start:start + self.batch_size]
-                yield self.X[index], self.y[index]
-        else:
-            for start in range(0, n, self.batch_size):
-                yield self.X[start:start + self.batch_size], self.y[start:start + self.batch_size]

@@ -177,6 +177,10 @@ def pytest_addoption(parser):
              "with seed K (tests/nbval_plugin.py)",
     )
     parser.addoption(
+        "--mutations-only", default="", metavar="NN,NN",
+        help="with --mutations: only the mutations of these lessons (for example 06,07)",
+    )
+    parser.addoption(
         "--mutations", action="store_true",
         help="also run tests/test_mutations.py: one-line changes to the lessons that nbval must catch (slow)",
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_ROOT, REPO_ROOT, needs_data, write_fake_fashion_mnist
-from helpers import DatasetMissingError, data, fashion_mnist
+from helpers import DatasetMissingError, data, fashion_mnist, tensors
 from helpers.commands import data as data_command
 
 
@@ -119,7 +119,7 @@ def test_official_unreachable_then_the_mirror_in_the_environment_works(tmp_path,
 
 
 def test_load_tensors_takes_a_mirror_parameter(tmp_path, mirrors):
-    X, y = data.load_tensors(tmp_path / "data", train=False, mirror=mirrors["good"])
+    X, y = tensors.load_tensors(tmp_path / "data", train=False, mirror=mirrors["good"])
     assert X.shape == (48, 1, 28, 28) and y.shape == (48,)
 
 

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import TensorLoader, fashion_mnist, load_tensors
+from ..data import fashion_mnist
+from ..tensors import TensorLoader, load_tensors
 from ..model import NeuralNetwork
 from ..params import setup
 from ..reproducibility import seed_everything

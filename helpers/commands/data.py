@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import socket
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from helpers import data
+from helpers.commands.textsafe import safe_text
 
 DEFAULT_PORT = 8000
+SERVE_TIMEOUT_S = 30  # a client that sends or reads nothing for this long is dropped (no slow-loris)
 
 
 def _raw_dir(root: Path) -> Path:
@@ -99,16 +102,22 @@ def download_main(root: Path, mirrors: list[str], official: bool) -> int:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves exactly the four verified .gz files, read-only; every other path is 404."""
+    """Serves exactly the four verified .gz files, read-only; every other path is 404.
+
+    The files are read once, when they are verified, and served from memory: a file
+    replaced on disk later (or a symlink put in its place) is never served.
+    """
 
     raw_dir: Path = Path()
+    files: dict = {}  # name -> the verified bytes
     index: bytes = b""
     server_version = "helpers-data"
+    timeout = SERVE_TIMEOUT_S
 
-    def _target(self) -> Optional[Path]:
+    def _target(self) -> Optional[bytes]:
         path = urllib.parse.urlsplit(self.path).path
         name = path.rsplit("/", 1)[-1] if path.count("/") == 1 else None  # only "/NAME"; no folders, no ..
-        return self.raw_dir / name if name in data.OFFICIAL_GZ else None
+        return self.files.get(name) if name in data.OFFICIAL_GZ else None
 
     def _send(self, head_only: bool) -> None:
         if urllib.parse.urlsplit(self.path).path == "/":
@@ -120,20 +129,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not head_only:
                 self.wfile.write(body)
             return
-        target = self._target()
-        if target is None:
+        body = self._target()
+        if body is None:
             self.send_error(404, "only the four Fashion-MNIST .gz files are served here")
             return
-        size = target.stat().st_size
         self.send_response(200)
         self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if head_only:
             return
-        with open(target, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 16), b""):
-                self.wfile.write(chunk)
+        view = memoryview(body)
+        for start in range(0, len(body), 1 << 16):
+            self.wfile.write(view[start:start + (1 << 16)])
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._send(head_only=False)
@@ -147,7 +155,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
 
     def log_message(self, format: str, *args) -> None:  # one short line per request, on stderr
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+        # the request line is the client's text: no escape sequence from the LAN reaches the teacher's terminal
+        sys.stderr.write(f"{self.address_string()} {safe_text(format % args)}\n")
 
 
 def lan_address() -> str:
@@ -163,13 +172,27 @@ def lan_address() -> str:
 def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
     """A server for the verified files under ``root``; ValueError when they are missing or wrong."""
     raw_dir = _raw_dir(root)
-    problems = data.check_raw(raw_dir)
-    bad = {name: why for name, why in problems.items() if why is not None}
+    files, bad = {}, {}
+    for name, (size, sha256) in data.OFFICIAL_GZ.items():  # read once; these very bytes are checked and served
+        path = raw_dir / name
+        try:
+            body = path.read_bytes() if path.is_file() else None
+        except OSError as exc:
+            bad[name] = f"cannot be read ({exc.strerror or exc})"
+            continue
+        if body is None:
+            bad[name] = "missing"
+        elif len(body) != size:
+            bad[name] = f"{len(body)} bytes where the official file has {size}"
+        elif hashlib.sha256(body).hexdigest() != sha256:
+            bad[name] = "its SHA-256 differs from the official file's"
+        else:
+            files[name] = body
     if bad:
         lines = "; ".join(f"{name}: {why}" for name, why in bad.items())
         raise ValueError(f"only verified files are served, and {_shown(raw_dir)} is not complete ({lines}). "
                          "Run `python -m helpers data` first.")
-    handler = type("Handler", (_Handler,), {"raw_dir": raw_dir.resolve()})
+    handler = type("Handler", (_Handler,), {"raw_dir": raw_dir.resolve(), "files": files})
     server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -203,7 +226,11 @@ def serve_main(root: Path, host: str, port: int) -> int:
     print("students type, in the project folder, one of:")
     for line in lines:
         print(f"  {line}")
-    print("(the first tries the official servers first, then this one; the second only this one)", flush=True)
+    print("(the first tries the official servers first, then this one; the second only this one)")
+    if host in ("0.0.0.0", "", "::"):
+        print(f"listening on every network interface of this machine (port {server.server_address[1]}): anyone on "
+              "the network can fetch these four public files; --host 127.0.0.1 keeps it to this machine")
+    sys.stdout.flush()
     try:
         server.serve_forever()
     finally:

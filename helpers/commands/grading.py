@@ -47,8 +47,10 @@ _GET = f"__import__('sys').modules[{MODULE!r}]"
 # runs in the kernel before anything else; defines the kernel-side module
 BOOTSTRAP = r'''
 def __helpers_grader_install():
-    import builtins, math, operator, sys, types
-    import numpy, torch, torch.nn, torch.nn.functional
+    import ast, builtins, copy, inspect, linecache, math, operator, re, sys, textwrap, types
+    import numpy, torch, torch.nn, torch.nn.functional, torch.optim, torch.overrides, torch.autograd
+    import torch.autograd.functional, torch.func, torch.utils.data
+    import torch._dynamo  # importing it rebinds torch.manual_seed; do that now, not in a check (a false alarm)
     from IPython import get_ipython
 
     shell = get_ipython()
@@ -58,7 +60,12 @@ def __helpers_grader_install():
     trusted_prefixes = ("torch", "numpy", "builtins", "collections", "math", "fractions", "decimal", "helpers")
     function_type = types.FunctionType
     watched_sys = ("settrace", "setprofile", "gettrace", "getprofile", "_getframe", "audit", "exit", "modules")
-    watched_modules = [builtins, math, operator, numpy, torch, torch.nn, torch.nn.functional]
+    # what check cells use to judge (inspect.getsource, re.search, copy.deepcopy, torch.optim as the reference...)
+    watched_modules = [builtins, math, operator, numpy, torch, torch.nn, torch.nn.functional, ast, copy, inspect, linecache, re,
+                       textwrap, torch.optim, torch.overrides, torch.autograd, torch.autograd.functional, torch.func,
+                       torch.utils.data]
+    # ... and `import torch` in a check must give the real module, not one a student put into sys.modules
+    imported = {m.__name__: m for m in watched_modules}
     watched_classes = [Tensor, torch.nn.Module] + [v for v in vars(torch.nn).values() if isinstance(v, type)]
     watched_classes += [c for c in type(shell).__mro__ if c is not object]
 
@@ -77,6 +84,21 @@ def __helpers_grader_install():
              (shell.input_transformers_post, list(shell.input_transformers_post)),
              (shell.ast_transformers, list(shell.ast_transformers))]
     callbacks = {event: list(funcs) for event, funcs in shell.events.callbacks.items()}
+    # the source that inspect.getsource shows for a cell's function lives in linecache: keep a private copy of
+    # every cell's lines as IPython compiles it, and put it back before each check (a student's cell could
+    # otherwise rewrite its own entry to show a permitted body)
+    compiler = shell.compile
+    real_cache = compiler.cache
+    cell_lines = {}
+
+    def recording_cache(*args, **kwargs):
+        name = real_cache(*args, **kwargs)
+        entry = linecache.cache.get(name)
+        if entry is not None:
+            cell_lines[name] = (entry[0], entry[1], tuple(entry[2]), entry[3])
+        return name
+
+    compiler.cache = recording_cache
     shell_attrs = {k: v for k, v in vars(shell).items() if callable(v)}
     state = {"names": {}, "done": set()}
     tensor_hooks = ("__torch_function__", "__torch_dispatch__", "__array_function__", "__array_ufunc__", "__eq__",
@@ -98,10 +120,13 @@ def __helpers_grader_install():
             found += [f"{cls.__name__}.{k}" for k, v in items.items() if now.get(k) is not v]
             found += [f"{cls.__name__}.{k}" for k in set(now) - set(items) if now[k] is not inherited(cls, k)]
         found += [f.__name__ for f, code in codes.items() if f.__code__ is not code]
+        found += [f"sys.modules[{k!r}]" for k, m in imported.items() if sys.modules.get(k) is not m]
         found += ["IPython transformers" for lst, items in lists if lst != items]
         if any(shell.events.callbacks.get(e) != funcs for e, funcs in callbacks.items()):
             found.append("IPython event callbacks")
         found += ["shell." + k for k, v in vars(shell).items() if callable(v) and shell_attrs.get(k) is not v]
+        if vars(compiler).get("cache") is not recording_cache:
+            found.append("shell.compile.cache")
         if sys.gettrace() is not None or sys.getprofile() is not None:
             found.append("a trace function")
         return found
@@ -127,6 +152,9 @@ def __helpers_grader_install():
         for f, code in codes.items():
             if f.__code__ is not code:
                 f.__code__ = code
+        for k, m in imported.items():
+            if sys.modules.get(k) is not m:
+                sys.modules[k] = m
         for lst, items in lists:
             lst[:] = items
         for event, funcs in callbacks.items():
@@ -137,6 +165,9 @@ def __helpers_grader_install():
                     setattr(shell, k, shell_attrs[k])
                 else:
                     delattr(shell, k)
+        compiler.cache = recording_cache
+        for name, (size, mtime, lines, full) in cell_lines.items():
+            linecache.cache[name] = (size, mtime, list(lines), full)
         sys.settrace(None)
         sys.setprofile(None)
         for name, value in state["names"].items():
