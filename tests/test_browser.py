@@ -164,7 +164,7 @@ def test_jupyterlab_runs_a_notebook_and_opens_its_student_edition(browser, tmp_p
             open_notebook(page, url, token, f"student/{student.name}")
             student_nb = nbformat.read(student, as_version=4)
             panel = page.locator(".jp-NotebookPanel:visible")  # the tab in front
-            expect(panel.locator(".jp-Cell")).to_have_count(len(student_nb.cells))
+            expect(panel.locator(".jp-Cell")).to_have_count(len(student_nb.cells), timeout=LOAD_TIMEOUT_MS)
             exercises = sum(EXERCISE_TAG in c.metadata.get("tags", []) for c in student_nb.cells)
             expect(panel.locator(".jp-CodeCell .jp-InputArea-editor", has_text="# TODO")).to_have_count(exercises)
             expect(panel.locator(".jp-OutputArea-output img").first).to_be_attached()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 import sys
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_refresh_metadata_only_runs_no_cell(tmp_path, live, capsys):
     nb.cells = [nbformat.v4.new_code_cell("raise SystemExit('must not run')")]
     for name in ("01_a.ipynb", "02_b.ipynb"):
         nbformat.write(nb, tmp_path / name)
+    before = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "HELPERS_AUTO_DEVICE")}
     assert runner.refresh_main(["--notebooks", str(tmp_path), "--metadata-only", "--only", "02"]) == 0
+    assert {key: os.environ.get(key) for key in before} == before, "refresh leaves the caller's environment as it was"
     assert capsys.readouterr().out == "02_b.ipynb: metadata updated\n"
     assert nbformat.read(tmp_path / "02_b.ipynb", as_version=4).metadata == live
     assert nbformat.read(tmp_path / "02_b.ipynb", as_version=4).cells[0].outputs == []

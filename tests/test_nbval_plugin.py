@@ -286,3 +286,25 @@ def test_ulp_hook_on_cuda_uses_the_same_pattern():
     up = torch.nextafter(exact, torch.full_like(exact, float("inf")))
     down = torch.nextafter(exact, torch.full_like(exact, float("-inf")))
     assert ((on_gpu == exact) | (on_gpu == up) | (on_gpu == down)).all() and (on_gpu != exact).any()
+
+
+def test_ulp_hook_is_a_function_of_the_value_like_a_real_machine():
+    """The same product twice gives the same bits; whole numbers and grad_fn are left as they are; out= moves too."""
+    import torch
+
+    ulp = _ulp_module()
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(8, 5, generator=gen), torch.randn(5, 3, generator=gen)
+    layer = torch.nn.Linear(5, 3)
+    with torch._C.DisableTorchFunction():
+        exact = a @ b
+    with ulp.UlpPerturbation(4):
+        first, second = a @ b, a @ b
+        into = torch.empty(8, 3)
+        torch.matmul(a, b, out=into)
+        whole = torch.tensor([[1.0, 2.0], [3.0, 4.0]]) @ torch.tensor([[5.0], [6.0]])
+        grad_fn = type(layer(a).grad_fn).__name__
+    assert torch.equal(first, second) and torch.equal(first, into)
+    assert not torch.equal(first, exact)
+    assert whole.flatten().tolist() == [17.0, 39.0]
+    assert grad_fn == "AddmmBackward0"

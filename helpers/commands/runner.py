@@ -842,7 +842,19 @@ def run_main(argv: Sequence[str]) -> int:
 
 
 def refresh_main(argv: Sequence[str]) -> int:
-    """``python -m helpers refresh``."""
+    """``python -m helpers refresh``; the environment it sets for its kernels is restored afterwards."""
+    saved = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "HELPERS_AUTO_DEVICE")}
+    try:
+        return _refresh_main(argv)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _refresh_main(argv: Sequence[str]) -> int:
     args = _parse_args(argv, "refresh")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # stored outputs are made on the CPU: no GPU is visible,
     os.environ["HELPERS_AUTO_DEVICE"] = "cpu"  # and device "auto" means the CPU (also on Apple silicon)

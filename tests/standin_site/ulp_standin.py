@@ -6,9 +6,11 @@ differ; after a few hundred training steps such tiny differences grow into the d
 machine shows. This module makes that happen on this machine, whatever its CPU: a
 ``torch.overrides.TorchFunctionMode`` moves each float result of ``linear``/``matmul``/``mm``/
 ``bmm``/``addmm``/``baddbmm``/``conv*`` by one ulp up or down on a pseudo-random mask
-(about a third of the elements each way). The mask comes from the mode's OWN ``torch.Generator``,
-seeded with K: the global random number generator, and so every shuffle and initialisation, is
-untouched. The change is added as a constant, so autograd still works. Integer results are left alone.
+(about a third of the elements each way). The pattern is a hash of each result's bits and K, so the
+same product always comes out the same (as on a real machine), and no random number generator is
+used: every shuffle and initialisation is untouched. The result is changed in place under no_grad,
+so autograd and ``grad_fn`` are as before. Integer results, and float results that are whole numbers,
+are left alone.
 
 Only tests use it (tests/standin_site/sitecustomize.py installs it in a kernel when the environment
 variable HELPERS_ULP_SEED is set); the lessons and helpers/ never import it.
@@ -37,37 +39,58 @@ def _functions() -> set:
     return {getattr(owner, name) for owner, names_ in names.items() for name in names_ if hasattr(owner, name)}
 
 
+_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+             torch.bfloat16: torch.int16}
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix(h: torch.Tensor) -> torch.Tensor:
+    """One round of a 32-bit integer hash (on int64 tensors holding values below 2**32)."""
+    h = ((h ^ (h >> 16)) * 0x45D9F3B) & _MASK32
+    return h ^ (h >> 16)
+
+
 class UlpPerturbation(TorchFunctionMode):
-    """Move float results of matrix products and convolutions by one ulp, on a pattern seeded with ``seed``."""
+    """Move float results of matrix products and convolutions by one ulp, on a pattern seeded with ``seed``.
+
+    Like a real machine, the change is a function of the value only: the same product gives the same
+    result however often it is computed (so "resume gives the same weights" still holds), and results
+    that are whole numbers (small integers multiply exactly on every machine) are left as they are.
+    The result is changed in place, under no_grad: ``grad_fn`` stays ``AddmmBackward0`` and so on.
+    """
 
     def __init__(self, seed: int):
         super().__init__()
         self.seed = int(seed)
-        self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(self.seed)
+        self.salt = _mix(torch.tensor(self.seed * 0x9E3779B1 & _MASK32, dtype=torch.int64)).item()
         self.functions = _functions()
         self.count = 0  # results perturbed so far (the tests read it)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
-        if func in self.functions and "out" not in kwargs and isinstance(result, torch.Tensor):
-            result = self.perturb(result)
+        if func in self.functions:
+            target = kwargs.get("out", result)
+            if isinstance(target, torch.Tensor):
+                self.perturb(target)
         return result
 
     def perturb(self, result: torch.Tensor) -> torch.Tensor:
-        if result.dtype not in FLOATS or result.numel() == 0:
+        """Move ``result`` (in place) by one ulp up, down or not at all, by a hash of its bits and the seed."""
+        if result.dtype not in _INT_VIEW or result.numel() == 0 or result.device.type == "meta" or result._is_view():
             return result
-        # the pattern is drawn on the CPU, so it is the same whatever the device
-        draw = torch.randint(0, 3, result.shape, generator=self.generator, dtype=torch.int8)
-        draw = draw.to(result.device)
-        value = result.detach()
-        up, down = torch.nextafter(value, torch.full_like(value, float("inf"))), \
-            torch.nextafter(value, torch.full_like(value, float("-inf")))
-        moved = torch.where(draw == 1, up, torch.where(draw == 2, down, value))
-        delta = torch.where(torch.isfinite(value), moved - value, torch.zeros_like(value))
+        with torch.no_grad():
+            value = result.detach()
+            bits = value.contiguous().view(_INT_VIEW[value.dtype]).to(torch.int64)
+            h = (bits & _MASK32) ^ ((bits >> 32) & _MASK32) if value.dtype == torch.float64 else bits & _MASK32
+            choice = _mix(_mix(h ^ self.salt)) % 3  # 0: stay, 1: up, 2: down
+            up = torch.nextafter(value, torch.full_like(value, float("inf")))
+            down = torch.nextafter(value, torch.full_like(value, float("-inf")))
+            moved = torch.where(choice == 1, up, torch.where(choice == 2, down, value))
+            keep = ~torch.isfinite(value) | (value == value.round())  # inf/nan, and exact whole numbers
+            result.data.copy_(torch.where(keep, value, moved))
         self.count += 1
-        return result + delta  # exact: the difference of neighbouring floats is representable
+        return result
 
 
 _active: UlpPerturbation | None = None
