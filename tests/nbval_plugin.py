@@ -89,11 +89,16 @@ def _unit(token: str) -> float:
     return 10.0 ** (-decimals + (int(exponent) if exponent else 0))
 
 
+def _padding(text: str) -> str:
+    """``text`` with every run of spaces as one space: a right-aligned 9.8 that drifts to 10.2 takes one space less."""
+    return re.sub(r" +", " ", text)
+
+
 def numbers_close(stored: str, fresh: str, rel: float, absolute: float = 0.0) -> bool:
     """True when ``fresh`` equals ``stored`` except for decimal numbers within the tolerance
     (``rel * |stored| + absolute + one unit in the stored number's last printed digit``)."""
     stored_parts, fresh_parts = NUMBER.split(stored), NUMBER.split(fresh)
-    if stored_parts != fresh_parts:  # the words, punctuation and layout around the numbers
+    if [_padding(p) for p in stored_parts] != [_padding(p) for p in fresh_parts]:  # the words and punctuation
         return False
     for a, b in zip(NUMBER.findall(stored), NUMBER.findall(fresh)):
         if a == b:

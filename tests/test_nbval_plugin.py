@@ -308,3 +308,12 @@ def test_ulp_hook_is_a_function_of_the_value_like_a_real_machine():
     assert not torch.equal(first, exact)
     assert whole.flatten().tolist() == [17.0, 39.0]
     assert grad_fn == "AddmmBackward0"
+
+
+def test_a_number_that_gains_a_digit_may_take_a_space_of_the_padding():
+    stored = "外套        9.8%    76.4%\n"
+    fresh = "外套       10.2%    76.0%\n"
+    assert numbers_close(stored, fresh, 0.1, 3)
+    assert not numbers_close(stored, fresh.replace("外套", "衬衫"), 0.1, 3)  # other words still fail
+    assert not numbers_close(stored, "外套       14.2%    76.0%\n", 0.1, 3)  # too far still fails
+    assert not numbers_close("a 1.0\n", "a1.0\n", 0.1, 3)  # padding may shrink, not vanish

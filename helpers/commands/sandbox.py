@@ -73,8 +73,14 @@ def bubblewrap_prefix(writable: Path) -> list[str]:
     bwrap = bubblewrap()
     if bwrap is None:
         raise RuntimeError("--sandbox needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
+    # the private /tmp hides whatever lives under /tmp: show Python, its packages and the repository again (read-only)
+    import sys
+
+    repository = Path(__file__).resolve().parents[2]
+    keep = sorted({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, repository)})
+    again = [arg for path in keep for arg in ("--ro-bind", path, path)]
     return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(writable), str(writable), "--unshare-net", "--unshare-pid", "--unshare-ipc",
+            *again, "--bind", str(writable), str(writable), "--unshare-net", "--unshare-pid", "--unshare-ipc",
             "--die-with-parent",  # and ipykernel must not watch its parent: inside, the parent is pid 1
             "--setenv", "JPY_PARENT_PID", "1", "--"]
 
