@@ -23,6 +23,7 @@ _EXPORTS = {
     "DatasetDamagedError": "data",
     "DatasetMissingError": "data",
     "fashion_mnist": "data",
+    "to_float_image": "data",
     "TensorLoader": "tensors",
     "load_tensors": "tensors",
     "get_device": "device",
@@ -85,6 +86,7 @@ __all__ = [
     "show_images",
     "split_validation",
     "test_loop",
+    "to_float_image",
     "train_loop",
     "use_chinese_font",
 ]

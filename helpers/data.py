@@ -100,20 +100,35 @@ def _read_only_message(folder: Path, action: str) -> str:
     )
 
 
-class _ToTensorDefault:
-    """The default ``transform`` of ``fashion_mnist``: stands for ``ToTensor()`` until torchvision is loaded."""
+DEFAULT_TRANSFORM_REPR = "v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])"
+
+
+class _DefaultTransform:
+    """The default ``transform`` of ``fashion_mnist``; stands for ``to_float_image()`` until torchvision is loaded."""
 
     def __repr__(self) -> str:
-        return "ToTensor()"
+        return DEFAULT_TRANSFORM_REPR
 
 
-_TO_TENSOR = _ToTensorDefault()
+_DEFAULT_TRANSFORM = _DefaultTransform()
+
+
+def to_float_image() -> Callable:
+    """The series' image transform (torchvision.transforms.v2): a PIL image -> float32 tensor [1, H, W] in [0, 1].
+
+    ``ToImage`` keeps the uint8 pixels, ``ToDtype(..., scale=True)`` converts them and multiplies by 1/255.
+    It replaces the older ``ToTensor()`` (which divides by 255; the two differ in the last bit only).
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
 
 
 def fashion_mnist(
     root: str | Path = "data",
     train: bool = True,
-    transform: Optional[Callable] = _TO_TENSOR,
+    transform: Optional[Callable] = _DEFAULT_TRANSFORM,
     target_transform: Optional[Callable] = None,
     download: bool = True,
     mirror: str | Sequence[str] | None = None,
@@ -141,10 +156,9 @@ def fashion_mnist(
     is left on disk (complete, verified files stay for the next try).
     """
     from torchvision import datasets
-    from torchvision.transforms import ToTensor
 
-    if transform is _TO_TENSOR:
-        transform = ToTensor()
+    if transform is _DEFAULT_TRANSFORM:
+        transform = to_float_image()
     root = Path(root)
     raw_dir = root / "FashionMNIST" / "raw"
     missing = _prepare(raw_dir, train)

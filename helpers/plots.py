@@ -18,8 +18,14 @@ def show_images(
     suptitle: Optional[str] = None,
     cell_size: float = 2.4,
     title_colors: Optional[Sequence[str]] = None,
+    value_range: Optional[tuple[float, float]] = (0.0, 1.0),
 ) -> plt.Figure:
-    """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title (in its color, if given)."""
+    """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title (in its color, if given).
+
+    Every panel uses the same grey scale: ``value_range`` (default 0 to 1, what the series' transform gives)
+    maps its low end to black and its high end to white, so a darker panel really is a darker image.
+    ``value_range=None`` stretches each panel to its own minimum and maximum instead.
+    """
     if len(images) != len(titles):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles; give one title per image")
     if title_colors is not None:
@@ -32,6 +38,9 @@ def show_images(
         raise ValueError("no images to show")
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1; got {ncols}")
+    if value_range is not None and not (len(value_range) == 2 and value_range[0] < value_range[1]):
+        raise ValueError(f"value_range must be (low, high) with low < high, or None; got {value_range!r}")
+    vmin, vmax = value_range if value_range is not None else (None, None)
     ncols = min(ncols, len(images))  # no empty columns when there are fewer images than ncols
     nrows = -(-len(images) // ncols)
     # constrained layout keeps each row's titles clear of the images above (tight_layout let them overlap)
@@ -41,7 +50,8 @@ def show_images(
         ax.axis("off")
     colors = title_colors if title_colors is not None else [None] * len(titles)
     for ax, image, title, color in zip(axes.flat, images, titles, colors):
-        ax.imshow(image.detach().cpu().squeeze().numpy(), cmap="gray")  # a tensor here warns in NumPy 2
+        # a tensor here warns in NumPy 2; one vmin/vmax for all panels (imshow would stretch each one)
+        ax.imshow(image.detach().cpu().squeeze().numpy(), cmap="gray", vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=12, **({"color": color} if color is not None else {}))
     if suptitle:
         fig.suptitle(suptitle, fontsize=14)

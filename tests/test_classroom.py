@@ -95,7 +95,12 @@ def meant_for_the_student(solution: str) -> set[str]:
     lines = [line.strip() for line in solution.splitlines()]
     markers = [i for i, line in enumerate(lines) if line.lower().rstrip(":：") in ("# 检查 check", "# 检查", "# check")]
     check = set(lines[markers[0] + 1:]) if markers else set()
-    return check | {line for line in lines if re.match(r"#\s*(提示|hint)", line, re.IGNORECASE)}
+    hints, in_hint = set(), False
+    for line in lines[:markers[0]] if markers else lines:  # a hint line and the comment lines that continue it
+        in_hint = bool(re.match(r"#\s*(提示|hint)", line, re.IGNORECASE)) or (in_hint and line.startswith("#"))
+        if in_hint:
+            hints.add(line)
+    return check | hints
 
 
 def solution_only_lines(nb: nbformat.NotebookNode) -> set[str]:
@@ -140,6 +145,12 @@ def test_exercise_source_keeps_the_hint_and_the_check_only():
     assert "# 提示: 先在 CPU 上生成, 再搬到 device" in text
     assert "assert secret_total > 0" in text
     assert "784 * 20" not in text and "print(secret_total)" not in text and "# 检查 check" not in text
+
+
+def test_a_hint_keeps_the_comment_lines_that_continue_it():
+    text = exercise_source("# 提示：先把层放进列表，\n#   再用 nn.Sequential 串起来\nlayers = []\n# not a hint\nx = 1\n")
+    assert "#   再用 nn.Sequential 串起来" in text and "先把层放进列表" in text
+    assert "not a hint" not in text and "layers = []" not in text
 
 
 def test_exercise_source_without_markers_is_just_the_todo():

@@ -68,6 +68,19 @@ def test_show_images_accepts_tensors_that_require_grad():
     assert titles_of(fig) == ["x"]
 
 
+def test_show_images_uses_one_grey_scale_for_every_panel():
+    dark, bright = torch.full((8, 8), 0.1), torch.full((8, 8), 0.9)
+    dark[0, 0], bright[0, 0] = 0.0, 0.8  # two images whose own ranges differ: [0, 0.1] and [0.8, 0.9]
+    fig = show_images([dark, bright], ["dark", "bright"])
+    limits = [ax.get_images()[0].get_clim() for ax in fig.axes]
+    assert limits == [(0.0, 1.0), (0.0, 1.0)]  # 0 is black and 1 is white in both panels
+    fig = show_images([dark, bright], ["dark", "bright"], value_range=None)  # each panel stretched
+    stretched = [limit for ax in fig.axes for limit in ax.get_images()[0].get_clim()]
+    assert stretched == pytest.approx([0.0, 0.1, 0.8, 0.9])
+    with pytest.raises(ValueError, match="value_range"):
+        show_images([dark], ["x"], value_range=(1.0, 0.0))
+
+
 @pytest.mark.parametrize(
     ("images", "titles", "ncols", "message"),
     [

@@ -91,12 +91,15 @@ def test_unknown_names_still_raise_attribute_error():
         exec("from helpers import no_such_name", {})
 
 
-def test_fashion_mnist_still_defaults_to_to_tensor(tmp_path):
+def test_fashion_mnist_defaults_to_the_v2_transform(tmp_path):
     root = write_fake_fashion_mnist(tmp_path)
     image, label = helpers.fashion_mnist(root, download=False)[0]
     assert isinstance(image, torch.Tensor) and image.shape == (1, 28, 28) and image.dtype == torch.float32
     assert float(image.max()) <= 1.0
     raw, _ = helpers.fashion_mnist(root, download=False, transform=None)[0]
     assert not isinstance(raw, torch.Tensor)  # transform=None still means no transform (a PIL image)
-    assert torch.equal(image, torch.from_numpy(np.array(raw)).unsqueeze(0).float().div(255))
-    assert repr(inspect.signature(helpers.fashion_mnist).parameters["transform"].default) == "ToTensor()"
+    assert torch.equal(image, torch.from_numpy(np.array(raw)).unsqueeze(0).float().mul(1.0 / 255))  # v2's arithmetic
+    from torchvision.transforms import v2
+    assert torch.equal(image, v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])(raw))
+    default = repr(inspect.signature(helpers.fashion_mnist).parameters["transform"].default)
+    assert default == "v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])"

@@ -34,17 +34,22 @@ def tiny_model(seed: int = 0) -> nn.Module:
 
 # --- the tensor-resident data path ---------------------------------------------------------------
 
-def test_load_tensors_matches_totensor(tmp_path):
+def test_load_tensors_matches_the_default_transform_bit_for_bit(tmp_path):
     root = write_fake_fashion_mnist(tmp_path)
     X, y = load_tensors(root, train=True)
     assert X.shape == (96, 1, 28, 28) and X.dtype == torch.float32
     assert y.shape == (96,) and y.dtype == torch.int64
     assert 0.0 <= X.min().item() and X.max().item() <= 1.0
-    dataset = helpers.fashion_mnist(root, train=True)  # ToTensor, image by image
-    for i in (0, 5, 95):
+    dataset = helpers.fashion_mnist(root, train=True)  # v2.ToImage + v2.ToDtype(scale=True), image by image
+    for i in range(len(dataset)):
         image, label = dataset[i]
-        assert torch.equal(X[i], image)
+        assert torch.equal(X[i], image), f"image {i} differs from the default transform"
         assert y[i].item() == label
+    # the fake images use every grey level, and the old arithmetic (/ 255) differs in the last bit for some:
+    # so the equality above really tells v2's (* 1/255) from ToTensor's
+    levels = torch.unique(X)
+    assert len(levels) == 256
+    assert not torch.equal(levels, torch.arange(256, dtype=torch.float32).div(255))
     X_test, _ = load_tensors(root, train=False)
     assert X_test.shape == (48, 1, 28, 28)
 

@@ -1,6 +1,6 @@
 """``python -m helpers bench``: train the series' network with the plain and the fast recipe and compare.
 
-plain: torchvision Dataset with a per-sample ToTensor transform, DataLoader (batch 64,
+plain: torchvision Dataset with a per-sample v2 transform (ToImage + ToDtype), DataLoader (batch 64,
        shuffled), SGD with learning rate 1e-2 and momentum 0.9: lesson 06's plain recipe.
 fast:  the whole set as two tensors on the device (helpers.load_tensors), shuffled by
        index with a seeded generator (helpers.TensorLoader), Adam with learning rate 1e-3:
@@ -103,7 +103,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def plain_recipe(data_root: str, device: torch.device, seed: int, epochs: int, progress: bool) -> RecipeResult:
-    """DataLoader with ToTensor per sample, SGD with momentum: train ``epochs`` epochs and measure its pure compute."""
+    """DataLoader with the v2 transform per sample, SGD with momentum: train ``epochs`` epochs and measure its pure compute."""
     generator = seed_everything(seed)
     train_dataloader = DataLoader(fashion_mnist(data_root, train=True), batch_size=PLAIN_BATCH_SIZE,
                                   shuffle=True, generator=generator)
@@ -226,7 +226,7 @@ def main(argv: Sequence[str]) -> int:
     """``python -m helpers bench``: run both recipes on this machine and print the comparison."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers bench",
-        description="Train the series' network with the plain recipe (DataLoader + ToTensor per sample, "
+        description="Train the series' network with the plain recipe (DataLoader + v2 transform per sample, "
                     "SGD with momentum, batch 64) and the fast one (tensors on the device, Adam) "
                     "and compare time and accuracy.",
     )

@@ -77,7 +77,12 @@ def exercise_source(solution: str) -> str:
     """The student's version of a solution cell: a TODO line, the author's hints, the author's check."""
     lines = solution.splitlines()
     check_at = next((i for i, line in enumerate(lines) if _CHECK_MARKER.match(line)), len(lines))
-    hints = [line.strip() for line in lines[:check_at] if _HINT_LINE.match(line)]
+    hints, in_hint = [], False
+    for line in lines[:check_at]:
+        # a hint is a "# 提示：" line and the comment lines right after it (a hint may wrap)
+        in_hint = bool(_HINT_LINE.match(line)) or (in_hint and line.lstrip().startswith("#"))
+        if in_hint:
+            hints.append(line.strip())
     check = "\n".join(lines[check_at + 1:]).strip("\n")
     parts = [EXERCISE_TODO, *hints]
     if check:
