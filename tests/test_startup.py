@@ -43,8 +43,11 @@ def imported_by(result: subprocess.CompletedProcess) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["student", "--help"], ["html", "--help"], ["data", "--help"],
-                                  ["lab", "--help"]], ids=" ".join)
+HELP_COMMANDS = [["--help"], ["student", "--help"], ["html", "--help"], ["data", "--help"], ["lab", "--help"],
+                 ["bench", "--help"], ["check", "--help"], ["run", "--help"]]
+
+
+@pytest.mark.parametrize("argv", HELP_COMMANDS, ids=" ".join)
 def test_command_help_loads_no_torch_or_matplotlib(argv):
     result = run_python("-X", "importtime", "-m", "helpers", *argv)
     assert result.returncode == 0, result.stderr[-2000:]

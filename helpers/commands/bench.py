@@ -20,18 +20,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
-
-from ..data import fashion_mnist
-from ..tensors import TensorLoader, load_tensors
-from ..model import NeuralNetwork
-from ..params import setup
-from ..reproducibility import seed_everything
-from ..training import fit, train_loop
+if TYPE_CHECKING:  # torch is imported where it is used, so that `bench --help` starts at once
+    import torch
+    from torch import nn
 
 PLAIN_BATCH_SIZE = 64
 PLAIN_LEARNING_RATE = 1e-2
@@ -86,6 +79,11 @@ def compute_seconds(
     device: torch.device,
 ) -> float:
     """Seconds for one epoch of forward, backward and optimizer step over batches already in memory."""
+    from torch import nn
+
+    from ..model import NeuralNetwork
+    from ..training import train_loop
+
     batches = list(zip(X.split(batch_size), y.split(batch_size)))  # views: no copy, no per-sample work
     model = NeuralNetwork().to(device)
     optimizer = make_optimizer(model)
@@ -98,12 +96,24 @@ def compute_seconds(
 
 
 def _synchronize(device: torch.device) -> None:
+    import torch
+
     if device.type != "cpu" and hasattr(torch, device.type):
         getattr(torch, device.type).synchronize()
 
 
 def plain_recipe(data_root: str, device: torch.device, seed: int, epochs: int, progress: bool) -> RecipeResult:
     """DataLoader with the v2 transform per sample, SGD with momentum: train ``epochs`` epochs and measure its pure compute."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from ..data import fashion_mnist
+    from ..model import NeuralNetwork
+    from ..reproducibility import seed_everything
+    from ..tensors import load_tensors
+    from ..training import fit
+
     generator = seed_everything(seed)
     train_dataloader = DataLoader(fashion_mnist(data_root, train=True), batch_size=PLAIN_BATCH_SIZE,
                                   shuffle=True, generator=generator)
@@ -124,6 +134,14 @@ def fast_recipe(
     data_root: str, device: torch.device, seed: int, epochs: int, batch_size: int, progress: bool
 ) -> RecipeResult:
     """Tensors on the device, shuffled by index, Adam: train ``epochs`` epochs and measure its pure compute."""
+    import torch
+    from torch import nn
+
+    from ..model import NeuralNetwork
+    from ..reproducibility import seed_everything
+    from ..tensors import TensorLoader, load_tensors
+    from ..training import fit
+
     generator = seed_everything(seed)
     X, y = load_tensors(data_root, train=True, device=device)
     X_test, y_test = load_tensors(data_root, train=False, device=device)
@@ -203,6 +221,8 @@ def summary_line(plain: RecipeResult, fast: RecipeResult) -> str:
 
 def format_report(plain: RecipeResult, fast: RecipeResult, device: torch.device) -> str:
     """The whole report: setting, per-epoch table, summary table, last line."""
+    import torch
+
     return "\n".join([
         f"Fashion-MNIST, NeuralNetwork, device {device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads; times are training passes only (evaluation excluded)",
@@ -239,6 +259,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(list(argv))
+    from ..params import setup
+
     try:
         device = setup(args.device, args.seed)
         progress = not args.no_progress
