@@ -1,6 +1,10 @@
+import ast
+
+import nbformat
 import pytest
 import torch
 
+from conftest import NOTEBOOKS
 from helpers import get_device
 
 
@@ -81,3 +85,29 @@ def test_auto_follows_the_pinning_variable(monkeypatch):
     monkeypatch.setenv(device_module.AUTO_ENV, "auto")
     with pytest.raises(ValueError, match="HELPERS_AUTO_DEVICE"):
         get_device("auto")
+
+
+def _notebook_03_pick_device():
+    """The pick_device function exactly as lesson 03 shows it, compiled from the notebook's own cell."""
+    nb = nbformat.read(NOTEBOOKS / "03_build_model.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "def pick_device" in c.source]
+    assert len(cells) == 1, "notebook 03 should define pick_device in exactly one cell"
+    functions = [n for n in ast.parse(cells[0]).body if isinstance(n, ast.FunctionDef) and n.name == "pick_device"]
+    namespace = {"torch": torch}
+    exec(compile(ast.Module(body=functions, type_ignores=[]), "03_build_model.ipynb", "exec"), namespace)
+    return namespace["pick_device"]
+
+
+@pytest.mark.parametrize("current", [None, "cuda", "mps", "xpu"])
+def test_notebook_03_pick_device_agrees_with_auto(current, monkeypatch):
+    """Lesson 03 says get_device("auto") follows the rule of its pick_device when HELPERS_AUTO_DEVICE is unset."""
+    import helpers.device as device_module
+
+    pick_device = _notebook_03_pick_device()
+    monkeypatch.delenv(device_module.AUTO_ENV, raising=False)
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: current is not None)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device(current) if current else None)
+    assert pick_device() == get_device("auto") == (torch.device(current) if current else torch.device("cpu"))
+    # the one difference the lesson names: the variable pins "auto", pick_device does not read it
+    monkeypatch.setenv(device_module.AUTO_ENV, "cpu")
+    assert get_device("auto") == torch.device("cpu")
