@@ -57,7 +57,8 @@ def __helpers_grader_install():
     module = types.ModuleType("_helpers_grader")
     Tensor, Parameter, ndarray = torch.Tensor, torch.nn.Parameter, numpy.ndarray
     exact_scalars = (int, float, bool, str, bytes, complex, type(None), numpy.bool_, torch.Size, torch.dtype, torch.device)
-    trusted_prefixes = ("torch", "numpy", "builtins", "collections", "math", "fractions", "decimal", "helpers")
+    trusted_prefixes = ("torch", "torchvision", "numpy", "builtins", "collections", "math", "fractions", "decimal",
+                        "helpers")  # torchvision: v2 transforms return tv_tensors.Image, a tensor subclass
     function_type = types.FunctionType
     watched_sys = ("settrace", "setprofile", "gettrace", "getprofile", "_getframe", "audit", "exit", "modules")
     # what check cells use to judge (inspect.getsource, re.search, copy.deepcopy, torch.optim as the reference...)
