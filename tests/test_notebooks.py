@@ -20,7 +20,7 @@ SERIES = [
     "07_save_load.ipynb",
 ]
 # Small values for the papermill run; each notebook receives only those it declares.
-SMALL = {"epochs": 1, "fast_epochs": 1, "plain_epochs": 1, "resume_epochs": 1}
+SMALL = {"epochs": 1, "fast_epochs": 1, "plain_epochs": 1, "resume_epochs": 2}  # resume: 1 epoch, then 1 more
 NOISE = {
     "a memory address": re.compile(r"0x[0-9a-fA-F]{6,}"),
     "an absolute path": re.compile(r"/tmp/|/root/|/home/|/work/|[A-Z]:\\\\"),
