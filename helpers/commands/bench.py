@@ -250,7 +250,7 @@ def main(argv: Sequence[str]) -> int:
                     "SGD with momentum, batch 64) and the fast one (tensors on the device, Adam) "
                     "and compare time and accuracy.",
     )
-    parser.add_argument("--epochs-fast", type=_positive, default=8, help="epochs of the fast recipe (default 8)")
+    parser.add_argument("--epochs-fast", type=_positive, default=10, help="epochs of the fast recipe (default 10)")
     parser.add_argument("--epochs-plain", type=_positive, default=10, help="epochs of the plain recipe (default 10)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps or xpu")
     parser.add_argument("--data-root", default="data", help="folder holding FashionMNIST/ (default: data)")

@@ -119,7 +119,10 @@ def __helpers_grader_install():
         for cls, items in snapshot_classes:
             now = cls.__dict__
             found += [f"{cls.__name__}.{k}" for k, v in items.items() if now.get(k) is not v]
-            found += [f"{cls.__name__}.{k}" for k in set(now) - set(items) if now[k] is not inherited(cls, k)]
+            # __slotnames__: a cache copyreg writes on a class the first time one of its objects is pickled
+            # (torch.save to a BytesIO in a correct answer); it changes no behaviour
+            found += [f"{cls.__name__}.{k}" for k in set(now) - set(items) - {"__slotnames__"}
+                      if now[k] is not inherited(cls, k)]
         found += [f.__name__ for f, code in codes.items() if f.__code__ is not code]
         found += [f"sys.modules[{k!r}]" for k, m in imported.items() if sys.modules.get(k) is not m]
         found += ["IPython transformers" for lst, items in lists if lst != items]
