@@ -193,3 +193,10 @@ def test_calibration_runs_notebooks_under_the_rounding_stand_in(tmp_path):
     assert "UNTAGGED" in untagged
     assert not any(line.lstrip().startswith("Cell 2") for line in lines)
     assert "running 01_probe.ipynb under ulp-1, ulp-2" in result.stderr
+
+
+def test_a_number_that_gains_a_digit_may_take_a_space_less():
+    """As nbval_plugin compares: right-aligned 9.8 drifting to 10.2 is a drift, not a change of structure."""
+    drift = calibrate.text_drift("衬衫     9.8%\n", "衬衫    10.2%\n")
+    assert not drift.structure and abs(drift.abs - 0.4) < 1e-9
+    assert calibrate.text_drift("衬衫 9.8%\n", "外套 9.8%\n").structure  # a word that changed still is
