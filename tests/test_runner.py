@@ -367,8 +367,11 @@ def _interrupt(tmp_path, args, started):
     """Run ``python -m helpers ARGS``, send SIGINT once ``started`` holds the kernel's pid, return (process, stdout, stderr)."""
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     (tmp_path / "tmp").mkdir()
+    # SIG_DFL in the child: a shell that starts the test suite in the background (``... &``) makes the suite
+    # ignore SIGINT, the child would inherit that, and Ctrl-C would never reach it
     process = subprocess.Popen([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + STARTED_WAIT_S
         while not _marker_pid(started) and time.monotonic() < deadline and process.poll() is None:
