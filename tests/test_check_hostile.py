@@ -104,12 +104,14 @@ def hostile_class(tmp_path_factory):
     spawner = (
         "import os, subprocess, sys\n"
         f"pids = open({str(root / 'pids.txt')!r}, 'a')\n"
+        "def born(pid):\n"  # the start time tells this process apart from a later one that reuses its pid
+        "    return open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[19]\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True)\n"
-        "pids.write(f'{child.pid}\\n')\n"
+        "pids.write(f'{child.pid} {born(child.pid)}\\n')\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
         "    if os.fork() == 0:\n"
-        f"        open({str(root / 'pids.txt')!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        f"        open({str(root / 'pids.txt')!r}, 'a').write(f'{{os.getpid()}} {{born(os.getpid())}}\\n')\n"
         "        import time; time.sleep(300)\n"
         "    os._exit(0)\n"
         "pids.close()\n"
@@ -125,7 +127,7 @@ def hostile_class(tmp_path_factory):
         nbformat.write(nb, folder / name / student_path.name)
     results = check_submissions([folder], notebooks_dir=notebooks, jobs=2, cell_timeout=30, notebook_timeout=120)
     rows = {r.student: r for r in results}
-    rows["pids"] = [int(line) for line in (root / "pids.txt").read_text().split()]
+    rows["pids"] = [tuple(line.split()) for line in (root / "pids.txt").read_text().splitlines()]
     return rows
 
 
@@ -133,12 +135,14 @@ def test_no_process_of_a_submission_survives(hostile_class):
     assert {n: e.status for n, e in hostile_class["spawns"].exercises.items()} == {1: PASSED, 2: PASSED}
     pids = hostile_class["pids"]
     assert len(pids) == 2
-    for pid in pids:
+    for pid, born in pids:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone
-        assert state in ("Z", "X"), f"process {pid} started by a submission is still running"
+        if fields[19] != born:
+            continue  # gone: a later process (or thread) got the same pid, which happens once pids wrap around
+        assert fields[0] in ("Z", "X"), f"process {pid} started by a submission is still running"
 
 
 def test_a_correct_answer_still_passes(hostile_class):
