@@ -9,7 +9,11 @@ import sys
 # command -> (module, function, one-line help); each function takes argv and returns an exit code
 COMMANDS = {
     "run": ("helpers.commands.runner", "run_main", "execute every notebook in order (papermill) into runs/"),
-    "refresh": ("helpers.commands.runner", "refresh_main", "re-execute the notebooks in place on the CPU (stored outputs)"),
+    "refresh": (
+        "helpers.commands.runner",
+        "refresh_main",
+        "re-execute the notebooks in place on the CPU (stored outputs)",
+    ),
     "bench": ("helpers.commands.bench", "main", "time the plain and the fast training recipes side by side"),
     "student": ("helpers.commands.classroom", "student_main", "write the student edition (solutions removed)"),
     "html": ("helpers.commands.classroom", "html_main", "write self-contained HTML handouts and an index"),

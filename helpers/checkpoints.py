@@ -9,7 +9,7 @@ import pickletools
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +25,19 @@ class CheckpointError(ValueError):
 _PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray, torch.dtype, torch.device)
 _PLAIN_CONTAINERS = (list, tuple, set, dict, collections.OrderedDict, torch.Size)
 # pickle opcodes that import or call something: the way a pickle runs code
-_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD", "EXT1", "EXT2", "EXT3"}
+_CODE_OPCODES = {
+    "GLOBAL",
+    "STACK_GLOBAL",
+    "REDUCE",
+    "INST",
+    "OBJ",
+    "NEWOBJ",
+    "NEWOBJ_EX",
+    "BUILD",
+    "EXT1",
+    "EXT2",
+    "EXT3",
+}
 _WRITE_FAILURES = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is used up",
@@ -38,7 +50,7 @@ _WRITE_FAILURES = {
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
+    optimizer: torch.optim.Optimizer | None = None,
     **extra: Any,
 ) -> Path:
     """Save the model's (and optimizer's) state dict plus ``extra`` fields to ``path``; return the path.
@@ -52,7 +64,9 @@ def save_checkpoint(
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name, e.g. {path / 'checkpoint.pt'}")
+        raise IsADirectoryError(
+            f"cannot save to {path}: it is a folder; give a file name, e.g. {path / 'checkpoint.pt'}"
+        )
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save {path.name}: the folder {path.parent} does not exist; create it first")
     for key, value in extra.items():
@@ -68,7 +82,10 @@ def save_checkpoint(
         cause = _os_error(exc)
         if cause is None and not (isinstance(exc, RuntimeError) and re.search(r"inline_container|write", str(exc))):
             raise
-        reason = _WRITE_FAILURES.get(cause.errno, cause.strerror or str(cause)) if cause else "writing failed"
+        if cause is None:
+            reason = "writing failed"
+        else:
+            reason = _WRITE_FAILURES.get(cause.errno or 0, cause.strerror or str(cause))
         error = OSError(
             f"could not save {path}: {reason}; the previous checkpoint there (if any) is unchanged, so free some "
             "disk space or choose a folder you can write to, then save again"
@@ -78,7 +95,7 @@ def save_checkpoint(
     return path
 
 
-def _os_error(exc: BaseException) -> Optional[OSError]:
+def _os_error(exc: BaseException | None) -> OSError | None:
     """The OSError behind ``exc`` (torch.save wraps a failed write in a RuntimeError), if any."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -89,7 +106,7 @@ def _os_error(exc: BaseException) -> Optional[OSError]:
     return None
 
 
-def _check_plain(value: Any, where: str, seen: Optional[set] = None) -> None:
+def _check_plain(value: Any, where: str, seen: set | None = None) -> None:
     """Raise TypeError unless ``value`` is data that torch.load(weights_only=True) reads back."""
     seen = set() if seen is None else seen
     if isinstance(value, torch.Tensor) and type(value) in (torch.Tensor, nn.Parameter):
@@ -118,7 +135,7 @@ def _check_plain(value: Any, where: str, seen: Optional[set] = None) -> None:
 def load_checkpoint(
     path: str | Path,
     model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer``) from a save_checkpoint() file; return its extra fields.
 
@@ -159,7 +176,7 @@ def load_checkpoint(
     try:
         model.load_state_dict(checkpoint["model"])
     except Exception as exc:  # everything was checked above; this is a last line of defence
-        if before is not None:
+        if optimizer is not None and before is not None:
             optimizer.load_state_dict(before)
         raise CheckpointError(f"{path.name} could not be loaded into this model ({_first_line(exc)})") from None
     return {key: value for key, value in checkpoint.items() if key not in ("model", "optimizer")}
@@ -209,14 +226,15 @@ def _holds_code(path: Path) -> bool:
     for data in streams:
         start = 0
         for _ in range(5):  # the legacy format is several pickles in a row (magic number, version, ..., object)
-            names, end = set(), None
+            opcodes: set[str] = set()
+            end = None
             try:
                 for opcode, _arg, position in pickletools.genops(io.BytesIO(data[start:])):
-                    names.add(opcode.name)
+                    opcodes.add(opcode.name)
                     end = position
             except Exception:  # not a pickle from here on: random bytes, a truncated file, raw tensor data
                 break
-            if names & _CODE_OPCODES:
+            if opcodes & _CODE_OPCODES:
                 return True
             if end is None or start + end + 1 >= len(data):
                 break
@@ -247,11 +265,16 @@ def _check_fits(name: str, state_dict: dict[Any, Any], model: nn.Module) -> None
         elif value.shape != target.shape:
             shapes.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(target.shape)}")
         elif _kind(value) != _kind(target) or value.layout != target.layout:
-            broken.append(f"{key} holds a {value.dtype} {str(value.layout).removeprefix('torch.')} tensor, "
-                          f"the model a {target.dtype} {str(target.layout).removeprefix('torch.')} one")
+            broken.append(
+                f"{key} holds a {value.dtype} {str(value.layout).removeprefix('torch.')} tensor, "
+                f"the model a {target.dtype} {str(target.layout).removeprefix('torch.')} one"
+            )
     if missing or unexpected or shapes:
-        parts = [f"missing keys: {missing}" if missing else "", f"unexpected keys: {unexpected}" if unexpected else "",
-                 f"shape mismatches: {shapes}" if shapes else ""]
+        parts = [
+            f"missing keys: {missing}" if missing else "",
+            f"unexpected keys: {unexpected}" if unexpected else "",
+            f"shape mismatches: {shapes}" if shapes else "",
+        ]
         raise CheckpointError(
             f"{name} was saved from a different model architecture; "
             + "; ".join(p for p in parts if p)
@@ -266,8 +289,10 @@ def _check_fits(name: str, state_dict: dict[Any, Any], model: nn.Module) -> None
 
 def _check_optimizer_state(state: Any) -> None:
     """Raise TypeError unless ``state`` is shaped like Optimizer.state_dict(): a state dict and a list of groups."""
-    if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or not isinstance(
-        state.get("param_groups"), list
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("state"), dict)
+        or not isinstance(state.get("param_groups"), list)
     ):
         raise TypeError("expected a dict with 'state' (a dict) and 'param_groups' (a list)")
     if not all(isinstance(group, dict) and isinstance(group.get("params"), list) for group in state["param_groups"]):

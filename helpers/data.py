@@ -16,8 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING
 
 from .files import atomic_write
 
@@ -70,7 +71,7 @@ MIRROR_ENV = "HELPERS_DATA_MIRROR"  # one or more base URLs, separated by spaces
 DOWNLOAD_TIMEOUT_S = 10.0  # per connection attempt and per read: a server that stops answering fails in seconds
 RELEASE_URL = "https://github.com/zalandoresearch/fashion-mnist"
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
-_checked: dict[tuple[str, int, int], tuple[Optional[str], int]] = {}  # (path, size, mtime) -> (problem, count)
+_checked: dict[tuple[str, int, int], tuple[str | None, int]] = {}  # (path, size, mtime) -> (problem, count)
 
 
 class DatasetMissingError(RuntimeError):
@@ -128,8 +129,8 @@ def to_float_image() -> Callable:
 def fashion_mnist(
     root: str | Path = "data",
     train: bool = True,
-    transform: Optional[Callable] = _DEFAULT_TRANSFORM,
-    target_transform: Optional[Callable] = None,
+    transform: Callable | _DefaultTransform | None = _DEFAULT_TRANSFORM,
+    target_transform: Callable | None = None,
     download: bool = True,
     mirror: str | Sequence[str] | None = None,
 ) -> datasets.FashionMNIST:
@@ -226,10 +227,10 @@ class _Checker:
         if len(self.head) < 16:
             self.head += chunk[: 16 - len(self.head)]
         if not self.images and len(chunk) > max(0, 8 - self.size):
-            self.largest_label = max(self.largest_label, max(chunk[max(0, 8 - self.size):]))
+            self.largest_label = max(self.largest_label, max(chunk[max(0, 8 - self.size) :]))
         self.size += len(chunk)
 
-    def result(self) -> tuple[Optional[str], int]:
+    def result(self) -> tuple[str | None, int]:
         """(what is wrong or None, the number of images or labels)."""
         official = OFFICIAL.get(self.name)
         if official is not None and self.size == official[0]:
@@ -240,7 +241,7 @@ class _Checker:
         header = 4 + 4 * ndim
         if self.size < header or int.from_bytes(self.head[:4], "big") != magic:
             return f"it does not start like an IDX {'image' if self.images else 'label'} file", 0
-        dims = [int.from_bytes(self.head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        dims = [int.from_bytes(self.head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
         if self.images and dims[1:] != [28, 28]:
             return f"its images are {dims[1]}x{dims[2]} pixels, not 28x28", 0
         expected = header + math.prod(dims)
@@ -251,7 +252,7 @@ class _Checker:
         return None, dims[0]
 
 
-def file_problem(path: Path) -> tuple[Optional[str], int]:
+def file_problem(path: Path) -> tuple[str | None, int]:
     """Check an unpacked Fashion-MNIST file; return (what is wrong or None, its number of images or labels)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -264,7 +265,7 @@ def file_problem(path: Path) -> tuple[Optional[str], int]:
     return _checked[key]
 
 
-def _unpack(gz: Path, path: Path, problem: Optional[str]) -> int:
+def _unpack(gz: Path, path: Path, problem: str | None) -> int:
     """Write ``path`` from ``gz`` in one step, checked as it streams; return its number of images or labels."""
     checker = _Checker(path.name)
     what = f"{path.resolve()} is damaged ({problem}) and" if problem else f"{path.name} is missing and"
@@ -310,8 +311,9 @@ def _download(root: Path, raw_dir: Path, mirror: str | Sequence[str] | None = No
             "Give data_root the folder that holds (or should hold) FashionMNIST/raw."
         )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise DatasetMissingError(_read_only_message(folder, f"Fashion-MNIST is not in {raw_dir.resolve()} "
-                                                             "and cannot be downloaded there"))
+        raise DatasetMissingError(
+            _read_only_message(folder, f"Fashion-MNIST is not in {raw_dir.resolve()} and cannot be downloaded there")
+        )
     existed = set(raw_dir.iterdir()) if raw_dir.is_dir() else set()
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # also for anything urllib opens without a timeout
@@ -324,8 +326,11 @@ def _download(root: Path, raw_dir: Path, mirror: str | Sequence[str] | None = No
     except OSError as exc:
         _remove_partial(raw_dir, existed, new_dirs)
         if exc.errno in _READ_ONLY:
-            raise DatasetMissingError(_read_only_message(folder, f"Fashion-MNIST is not in {raw_dir.resolve()} "
-                                                                 "and cannot be downloaded there")) from None
+            raise DatasetMissingError(
+                _read_only_message(
+                    folder, f"Fashion-MNIST is not in {raw_dir.resolve()} and cannot be downloaded there"
+                )
+            ) from None
         raise
     except BaseException:
         _remove_partial(raw_dir, existed, new_dirs)
@@ -335,6 +340,7 @@ def _download(root: Path, raw_dir: Path, mirror: str | Sequence[str] | None = No
 
 
 # --- downloading from the official sources and mirrors -------------------------------------------------
+
 
 class DownloadError(RuntimeError):
     """No source gave a verified copy of a file; the message lists every source tried and why."""
@@ -352,20 +358,26 @@ def check_mirror(url: str, origin: str = "mirror") -> str:
     """
     text = str(url).strip()
     if not text.isprintable():  # escape sequences, bidi overrides: the URL is printed ("sources in order")
-        raise ValueError(f"{origin}: {_printable(_redact(text))!r} holds control characters; give a plain "
-                         "base URL such as http://192.168.1.10:8000/")
+        raise ValueError(
+            f"{origin}: {_printable(_redact(text))!r} holds control characters; give a plain "
+            "base URL such as http://192.168.1.10:8000/"
+        )
     try:
         parts = urllib.parse.urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise ValueError(f"{origin}: {_redact(text)!r} is not a valid URL; give a base URL such as "
-                         "http://192.168.1.10:8000/") from None
+        raise ValueError(
+            f"{origin}: {_redact(text)!r} is not a valid URL; give a base URL such as http://192.168.1.10:8000/"
+        ) from None
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{origin}: a mirror URL must not hold a user name or password "
-                         f"({_redact(text)!r}); give a URL without them")
+        raise ValueError(
+            f"{origin}: a mirror URL must not hold a user name or password ({_redact(text)!r}); give a URL without them"
+        )
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{origin}: {_redact(text)!r} is not an http:// or https:// URL; give a base URL "
-                         "such as http://192.168.1.10:8000/ that holds the four .gz files")
+        raise ValueError(
+            f"{origin}: {_redact(text)!r} is not an http:// or https:// URL; give a base URL "
+            "such as http://192.168.1.10:8000/ that holds the four .gz files"
+        )
     if parts.query or parts.fragment:
         raise ValueError(f"{origin}: {_redact(text)!r} has a ?query or #fragment; give the folder's URL only")
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
@@ -402,7 +414,7 @@ def all_sources(mirror: str | Sequence[str] | None = None, official: bool = True
     return unique
 
 
-def _fetch(url: str, dest: Path, size: int, sha256: str, progress: Optional[Callable] = None) -> None:
+def _fetch(url: str, dest: Path, size: int, sha256: str, progress: Callable | None = None) -> None:
     """Stream ``url`` into a temporary file next to ``dest``; it takes ``dest``'s name only once verified.
 
     Raises _WrongFile (too long, too short, other checksum) or the network error;
@@ -474,11 +486,11 @@ def download_raw(
     raw_dir: str | Path,
     mirror: str | Sequence[str] | None = None,
     *,
-    sources: Optional[Iterable[str]] = None,
+    sources: Iterable[str] | None = None,
     official: bool = True,
-    expected: Optional[dict] = None,
-    progress: Optional[Callable] = None,
-    report: Optional[Callable[[str], None]] = None,
+    expected: dict | None = None,
+    progress: Callable | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Download every .gz of ``expected`` (default ``OFFICIAL_GZ``) missing from ``raw_dir``; return name -> URL.
 
@@ -517,8 +529,13 @@ def download_raw(
             except urllib.error.HTTPError as exc:  # the server answered: maybe only this file is missing
                 failures.append(f"{url}: {_why(exc)}")
                 continue
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
-                    socket.timeout, socket.gaierror) as exc:
+            except (
+                urllib.error.URLError,
+                http.client.HTTPException,
+                ConnectionError,
+                TimeoutError,
+                socket.gaierror,
+            ) as exc:
                 unreachable[base] = _why(exc)
                 failures.append(f"{url}: {unreachable[base]}")
                 continue
@@ -544,11 +561,11 @@ def download_raw(
     return got
 
 
-def check_raw(raw_dir: str | Path, expected: Optional[dict] = None) -> dict[str, Optional[str]]:
+def check_raw(raw_dir: str | Path, expected: dict | None = None) -> dict[str, str | None]:
     """Check the .gz files in ``raw_dir`` against ``expected`` (default ``OFFICIAL_GZ``): name -> problem or None."""
     raw_dir = Path(raw_dir)
     expected = OFFICIAL_GZ if expected is None else expected
-    problems: dict[str, Optional[str]] = {}
+    problems: dict[str, str | None] = {}
     for name, (size, sha256) in expected.items():
         path = raw_dir / name
         if not path.is_file():

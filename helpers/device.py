@@ -41,10 +41,7 @@ def get_device(preference: str = "auto") -> torch.device:
     HELPERS_AUTO_DEVICE names a device (for example "cpu"), "auto" picks that one.
     """
     if not isinstance(preference, str):
-        raise ValueError(
-            f"device must be a string, one of {', '.join(repr(a) for a in ACCEPTED)}; "
-            f"got {preference!r}"
-        )
+        raise ValueError(f"device must be a string, one of {', '.join(repr(a) for a in ACCEPTED)}; got {preference!r}")
     name = preference.strip().lower()
     if name == "auto":
         pinned = os.environ.get(AUTO_ENV, "").strip()
@@ -53,13 +50,13 @@ def get_device(preference: str = "auto") -> torch.device:
                 raise ValueError(f"{AUTO_ENV} must name a device such as 'cpu', not 'auto'; got {pinned!r}")
             return get_device(pinned)
         if torch.accelerator.is_available():
-            return torch.accelerator.current_accelerator()
+            accelerator = torch.accelerator.current_accelerator()
+            if accelerator is not None:
+                return accelerator
         return torch.device("cpu")
     match = _PATTERN.match(name)
     if match is None or (match.group(1) in ("cpu", "mps") and match.group(2) not in (None, "0")):
-        raise ValueError(
-            f"device must be one of {', '.join(repr(a) for a in ACCEPTED)}; got {preference!r}"
-        )
+        raise ValueError(f"device must be one of {', '.join(repr(a) for a in ACCEPTED)}; got {preference!r}")
     kind, index = match.group(1), match.group(2)
     if kind == "cpu":
         return torch.device("cpu")

@@ -6,8 +6,9 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO
 
 
 def current_umask() -> int:
@@ -31,7 +32,7 @@ def new_file_mode(path: str | Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", encoding: Optional[str] = None) -> Iterator[IO]:
+def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Yield a temporary file in ``path``'s folder; it replaces ``path`` in one step when the block succeeds.
 
     If the block raises, the temporary file is removed and ``path`` keeps its

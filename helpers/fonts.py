@@ -25,8 +25,9 @@ def cjk_font_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / FONT_FILE
     if not path.is_file():
-        raise RuntimeError(f"{FONT_FILE} is missing from the mplfonts package; reinstall it: "
-                           "pip install --force-reinstall mplfonts")
+        raise RuntimeError(
+            f"{FONT_FILE} is missing from the mplfonts package; reinstall it: pip install --force-reinstall mplfonts"
+        )
     return path
 
 

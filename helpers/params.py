@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Optional
 
 import torch
 
@@ -16,8 +15,8 @@ def check_parameter(
     name: str,
     value,
     kind: type = int,
-    minimum: Optional[float] = None,
-    maximum: Optional[float] = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
     allow_nonfinite: bool = False,
 ):
     """Return ``value`` if it is a ``kind`` within [minimum, maximum]; else raise ValueError saying what is allowed.

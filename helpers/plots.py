@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -15,10 +15,10 @@ def show_images(
     images: Sequence[torch.Tensor],
     titles: Sequence[str],
     ncols: int = 3,
-    suptitle: Optional[str] = None,
+    suptitle: str | None = None,
     cell_size: float = 2.4,
-    title_colors: Optional[Sequence[str]] = None,
-    value_range: Optional[tuple[float, float]] = (0.0, 1.0),
+    title_colors: Sequence[str] | None = None,
+    value_range: tuple[float, float] | None = (0.0, 1.0),
 ) -> plt.Figure:
     """Draw grayscale images (each [1, H, W] or [H, W]) in a grid, each with its title (in its color, if given).
 
@@ -44,8 +44,9 @@ def show_images(
     ncols = min(ncols, len(images))  # no empty columns when there are fewer images than ncols
     nrows = -(-len(images) // ncols)
     # constrained layout keeps each row's titles clear of the images above (tight_layout let them overlap)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size * ncols, cell_size * nrows + 0.4),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(cell_size * ncols, cell_size * nrows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     colors = title_colors if title_colors is not None else [None] * len(titles)
@@ -64,7 +65,7 @@ def sample_grid(
     cols: int = 3,
     seed: int = 0,
     class_names: Sequence[str] = CLASSES_ZH,
-    suptitle: Optional[str] = None,
+    suptitle: str | None = None,
 ) -> plt.Figure:
     """Show ``rows * cols`` images drawn at random (seeded) from a dataset of (image, label)."""
     if rows < 1 or cols < 1:

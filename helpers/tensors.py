@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -44,7 +44,7 @@ class TensorLoader:
         y: torch.Tensor,
         batch_size: int = 64,
         shuffle: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
     ):
         if len(X) != len(y):
             raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
@@ -63,8 +63,8 @@ class TensorLoader:
             # drawn on the CPU, then moved: the same order on every device
             order = torch.randperm(n, generator=self.generator).to(self.y.device)
             for start in range(0, n, self.batch_size):
-                index = order[start:start + self.batch_size]
+                index = order[start : start + self.batch_size]
                 yield self.X[index], self.y[index]
         else:
             for start in range(0, n, self.batch_size):
-                yield self.X[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                yield self.X[start : start + self.batch_size], self.y[start : start + self.batch_size]

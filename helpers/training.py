@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ def train_loop(
     model: nn.Module,
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
-    device: Optional[torch.device | str] = None,
+    device: torch.device | str | None = None,
 ) -> float:
     """Train ``model`` for one epoch over ``dataloader``; return the mean training loss per sample."""
     if device is None:
@@ -51,7 +51,7 @@ def test_loop(
     dataloader: Batches,
     model: nn.Module,
     loss_fn: nn.Module,
-    device: Optional[torch.device | str] = None,
+    device: torch.device | str | None = None,
 ) -> tuple[float, float]:
     """Evaluate ``model`` on ``dataloader``; return (mean loss per sample, accuracy between 0 and 1)."""
     if device is None:
@@ -79,7 +79,7 @@ def fit(
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     epochs: int,
-    device: Optional[torch.device | str] = None,
+    device: torch.device | str | None = None,
     progress: bool = True,
 ) -> dict[str, list[float]]:
     """Run ``epochs`` epochs of train_loop then test_loop; return the history, one value per epoch.
@@ -109,8 +109,9 @@ def fit(
             history["train_loss"].append(train_loss)
             history["test_loss"].append(test_loss)
             history["test_accuracy"].append(accuracy)
-            bar.set_postfix_str(f"train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
-                                f"accuracy {accuracy:.1%}", refresh=False)
+            bar.set_postfix_str(
+                f"train loss {train_loss:.4f}, test loss {test_loss:.4f}, accuracy {accuracy:.1%}", refresh=False
+            )
             bar.update(1)
             bar.refresh()
     return history
@@ -119,7 +120,7 @@ def fit(
 def predict(
     model: nn.Module,
     dataloader: Batches,
-    device: Optional[torch.device | str] = None,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (predicted classes, true classes) for every sample of ``dataloader``, both on the CPU."""
     if device is None:

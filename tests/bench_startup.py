@@ -20,20 +20,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cases(before: str | None) -> list[tuple[str, list[str], str]]:
-    found = [("import torch (baseline)", ["-c", "import torch"], str(REPO_ROOT)),
-             ("import helpers", ["-c", "import helpers"], str(REPO_ROOT)),
-             ("python -m helpers --help", ["-m", "helpers", "--help"], str(REPO_ROOT))]
+    found = [
+        ("import torch (baseline)", ["-c", "import torch"], str(REPO_ROOT)),
+        ("import helpers", ["-c", "import helpers"], str(REPO_ROOT)),
+        ("python -m helpers --help", ["-m", "helpers", "--help"], str(REPO_ROOT)),
+    ]
     if before:
-        found += [("import helpers (before)", ["-c", "import helpers"], before),
-                  ("python -m helpers --help (before)", ["-m", "helpers", "--help"], before)]
+        found += [
+            ("import helpers (before)", ["-c", "import helpers"], before),
+            ("python -m helpers --help (before)", ["-m", "helpers", "--help"], before),
+        ]
     return found
 
 
 def once(args: list[str], path: str) -> float:
     env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True)
+    subprocess.run(
+        [sys.executable, *args], cwd=path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
     return time.perf_counter() - start
 
 

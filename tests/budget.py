@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL = ("quickstart_tutorial.py", "tensorqs_tutorial.py", "data_tutorial.py", "transforms_tutorial.py",
-            "buildmodel_tutorial.py", "autogradqs_tutorial.py", "optimization_tutorial.py", "saveloadrun_tutorial.py")
+OFFICIAL = (
+    "quickstart_tutorial.py",
+    "tensorqs_tutorial.py",
+    "data_tutorial.py",
+    "transforms_tutorial.py",
+    "buildmodel_tutorial.py",
+    "autogradqs_tutorial.py",
+    "optimization_tutorial.py",
+    "saveloadrun_tutorial.py",
+)
 OPTIMIZATION = "optimization_tutorial.py"
 LESSON_06, SERIES = "lesson 06 (helpers run --only 06)", "whole series (helpers run)"
 BUDGET_06, BUDGET_SERIES = 1.6, 0.9
@@ -36,15 +44,23 @@ class CommandFailed(Exception):
 def timed(label: str, command: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Wall-clock seconds of ``command`` run to the end in ``cwd``; raises CommandFailed if it fails."""
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          errors="replace")
+    proc = subprocess.run(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace"
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-TAIL_LINES:])
-        hint = ("\nhint: a module it imports is not installed in this venv" if "ModuleNotFoundError" in tail else
-                "\nhint: it tried to download something (no internet here?)" if "URLError" in tail else "")
-        raise CommandFailed(f"{label} failed (exit code {proc.returncode}) after {seconds:.1f} s in {cwd}\n"
-                            f"command: {' '.join(command)}\n--- last lines of its output ---\n{tail}{hint}")
+        hint = (
+            "\nhint: a module it imports is not installed in this venv"
+            if "ModuleNotFoundError" in tail
+            else "\nhint: it tried to download something (no internet here?)"
+            if "URLError" in tail
+            else ""
+        )
+        raise CommandFailed(
+            f"{label} failed (exit code {proc.returncode}) after {seconds:.1f} s in {cwd}\n"
+            f"command: {' '.join(command)}\n--- last lines of its output ---\n{tail}{hint}"
+        )
     return seconds
 
 
@@ -82,9 +98,11 @@ def machine_facts() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     omp = os.environ.get("OMP_NUM_THREADS")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"machine: {os.cpu_count()} CPUs ({usable} usable), torch {torch_info or 'not importable'}"
-            + (f", OMP_NUM_THREADS={omp}" if omp else ", OMP_NUM_THREADS not set")
-            + f", load average at start {load}; python {sys.executable}")
+    return (
+        f"machine: {os.cpu_count()} CPUs ({usable} usable), torch {torch_info or 'not importable'}"
+        + (f", OMP_NUM_THREADS={omp}" if omp else ", OMP_NUM_THREADS not set")
+        + f", load average at start {load}; python {sys.executable}"
+    )
 
 
 def verdict(name: str, ratios: list[float], value: float, budget: float) -> str:
@@ -95,13 +113,24 @@ def verdict(name: str, ratios: list[float], value: float, budget: float) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--official", type=Path, required=True, metavar="DIR",
-                        help="folder holding beginner_source/basics/ of pytorch/tutorials (or the eight scripts)")
+    parser.add_argument(
+        "--official",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder holding beginner_source/basics/ of pytorch/tutorials (or the eight scripts)",
+    )
     parser.add_argument("--rounds", type=int, default=1, metavar="N", help="rounds (default 1)")
     parser.add_argument("--only-06", action="store_true", help="time only optimization_tutorial.py and lesson 06")
-    parser.add_argument("--skip", action="append", default=[], metavar="SCRIPT", choices=OFFICIAL,
-                        help="leave this official script out (repeatable), e.g. saveloadrun_tutorial.py where "
-                             "its VGG16 download cannot work; the series is then compared with fewer scripts")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="SCRIPT",
+        choices=OFFICIAL,
+        help="leave this official script out (repeatable), e.g. saveloadrun_tutorial.py where "
+        "its VGG16 download cannot work; the series is then compared with fewer scripts",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -117,8 +146,10 @@ def main(argv: list[str]) -> int:
         parser.error(f"{REPO_ROOT / 'data/FashionMNIST/raw'} is missing (python -m helpers data fetches it)")
 
     # per round: the 06 pair back to back, then the other official scripts, then the whole series
-    cases = [(OPTIMIZATION, lambda: run_official(scripts[OPTIMIZATION])),
-             (LESSON_06, lambda: run_helpers(LESSON_06, ["--only", "06"]))]
+    cases = [
+        (OPTIMIZATION, lambda: run_official(scripts[OPTIMIZATION])),
+        (LESSON_06, lambda: run_helpers(LESSON_06, ["--only", "06"])),
+    ]
     if not args.only_06:
         cases += [(name, lambda p=path: run_official(p)) for name, path in scripts.items() if name != OPTIMIZATION]
         cases += [(SERIES, lambda: run_helpers(SERIES, []))]
@@ -131,8 +162,10 @@ def main(argv: list[str]) -> int:
                 times[name].append(run())
                 print(f"round {round_}: {name}: {times[name][-1]:.1f} s", flush=True)
     except CommandFailed as exc:
-        print(f"\nerror: {exc}\n\nbudget.py stopped: an official script or the series must run to the end "
-              "to be timed.", file=sys.stderr)
+        print(
+            f"\nerror: {exc}\n\nbudget.py stopped: an official script or the series must run to the end to be timed.",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -143,19 +176,33 @@ def main(argv: list[str]) -> int:
     if not args.only_06:
         times[total] = [sum(v) for v in zip(*(times[n] for n in official_names))]
     width = max(len(n) for n in times)
-    print(f"\n{'seconds':<{width}} " + " ".join(f"{f'round {r}':>9}" for r in range(1, args.rounds + 1))
-          + f" {'median':>9}")
+    print(
+        f"\n{'seconds':<{width}} "
+        + " ".join(f"{f'round {r}':>9}" for r in range(1, args.rounds + 1))
+        + f" {'median':>9}"
+    )
     for name, values in times.items():
         print(f"{name:<{width}} " + " ".join(f"{v:>9.1f}" for v in values) + f" {statistics.median(values):>9.1f}")
     median = {name: statistics.median(values) for name, values in times.items()}
     print()
-    print(verdict("lesson 06 / optimization_tutorial.py", [a / b for a, b in zip(times[LESSON_06], times[OPTIMIZATION])],
-                  median[LESSON_06] / median[OPTIMIZATION], BUDGET_06))
+    print(
+        verdict(
+            "lesson 06 / optimization_tutorial.py",
+            [a / b for a, b in zip(times[LESSON_06], times[OPTIMIZATION])],
+            median[LESSON_06] / median[OPTIMIZATION],
+            BUDGET_06,
+        )
+    )
     if not args.only_06:
         skipped = f" (left out: {', '.join(args.skip)})" if args.skip else ""
-        print(verdict(f"whole series / {total}{skipped}",
-                      [a / b for a, b in zip(times[SERIES], times[total])],
-                      median[SERIES] / sum(median[n] for n in official_names), BUDGET_SERIES))
+        print(
+            verdict(
+                f"whole series / {total}{skipped}",
+                [a / b for a, b in zip(times[SERIES], times[total])],
+                median[SERIES] / sum(median[n] for n in official_names),
+                BUDGET_SERIES,
+            )
+        )
     print(facts)
     return 0
 

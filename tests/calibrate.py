@@ -36,7 +36,6 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional
 
 import nbformat
 
@@ -47,14 +46,33 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from nbval_plugin import (  # noqa: E402  (the comparison nbval uses: one definition only)
-    ABS_TAG_PREFIX, NBVAL_KERNEL_ENV, NUMBER, TAG_PREFIX, ULP, ULP_SEED_ENV, _padding, _text_fields, numbers_close,
-    stand_in_name, stand_in_settings, tolerances_of,
+    ABS_TAG_PREFIX,
+    NBVAL_KERNEL_ENV,
+    NUMBER,
+    TAG_PREFIX,
+    ULP,
+    ULP_SEED_ENV,
+    _padding,
+    _text_fields,
+    numbers_close,
+    stand_in_name,
+    stand_in_settings,
+    tolerances_of,
 )
 
 SKIP_TAGS = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
 # what nbval leaves out of its comparison (nbval.plugin.IPyNbFile.skip_compare), and the text it compares loosely
-NOT_COMPARED = {"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
-                "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg"}
+NOT_COMPARED = {
+    "metadata",
+    "traceback",
+    "prompt_number",
+    "output_type",
+    "name",
+    "execution_count",
+    "application/vnd.jupyter.widget-view+json",
+    "image/png",
+    "image/jpeg",
+}
 TIDY = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
 MAX_REL = 0.1  # the largest R tests/nbval_plugin.py accepts
 
@@ -69,7 +87,7 @@ class Drift:
     changed: bool = False  # some text differed at all
     structure: list = field(default_factory=list)  # descriptions of changed words, integers or outputs
 
-    def add(self, other: "Drift") -> None:
+    def add(self, other: Drift) -> None:
         self.rel, self.abs = max(self.rel, other.rel), max(self.abs, other.abs)
         self.changed |= other.changed
         self.structure += other.structure
@@ -123,7 +141,9 @@ def outputs_drift(stored_outputs, fresh_outputs, patterns=()) -> Drift:
     kinds = [(o.get("output_type"), o.get("name")) for o in stored_outputs]
     if kinds != [(o.get("output_type"), o.get("name")) for o in fresh_outputs]:
         drift.changed = True
-        drift.structure.append(f"outputs {kinds} became {[(o.get('output_type'), o.get('name')) for o in fresh_outputs]}")
+        drift.structure.append(
+            f"outputs {kinds} became {[(o.get('output_type'), o.get('name')) for o in fresh_outputs]}"
+        )
         return drift
     for old, new in zip(stored_outputs, fresh_outputs):
         old_data, new_data = old.get("data", {}), new.get("data", {})
@@ -154,7 +174,7 @@ def _format(value: float) -> str:
     return f"{value:.6g}"
 
 
-def suggest_tags(drift: Drift, margin: float = 1.5) -> Optional[list[str]]:
+def suggest_tags(drift: Drift, margin: float = 1.5) -> list[str] | None:
     """The tolerance tag(s) that cover ``margin`` times the drift seen; None when nothing drifted
     (keep what is there) or the structure changed (no tag can help)."""
     if drift.structure or (drift.rel == 0 and drift.abs == 0):
@@ -174,7 +194,7 @@ class CellReport:
     drift: Drift
     runs: int
     covered: bool  # the current tags pass every run
-    suggestion: Optional[list]
+    suggestion: list | None
 
     @property
     def verdict(self) -> str:
@@ -213,8 +233,18 @@ def measure(stored: nbformat.NotebookNode, runs: list, margin: float = 1.5, patt
             continue
         tolerance_tags = [t for t in tags if t.startswith("nbval-tolerance")]
         lines = cell.source.strip().splitlines()
-        reports.append(CellReport(number, index, lines[0] if lines else "", tolerance_tags, drift, len(runs),
-                                  covered and not drift.structure, suggest_tags(drift, margin)))
+        reports.append(
+            CellReport(
+                number,
+                index,
+                lines[0] if lines else "",
+                tolerance_tags,
+                drift,
+                len(runs),
+                covered and not drift.structure,
+                suggest_tags(drift, margin),
+            )
+        )
     return reports
 
 
@@ -231,8 +261,10 @@ def format_report(name: str, reports: list[CellReport], margin: float) -> str:
         suggestion = " ".join(r.suggestion) if r.suggestion else ("keep" if r.tags else "-")
         if r.drift.structure:
             suggestion = "fix the lesson: " + "; ".join(dict.fromkeys(r.drift.structure))
-        lines.append(f"  Cell {r.number:<3} {r.verdict:<9} rel {r.drift.rel:<8.4g} abs {r.drift.abs:<8.4g} "
-                     f"now: {current:<26} suggest: {suggestion}")
+        lines.append(
+            f"  Cell {r.number:<3} {r.verdict:<9} rel {r.drift.rel:<8.4g} abs {r.drift.abs:<8.4g} "
+            f"now: {current:<26} suggest: {suggestion}"
+        )
         lines.append(f"            {r.first_line[:90]}")
     return "\n".join(lines)
 
@@ -296,9 +328,13 @@ def execute(notebook: Path, stand_in: str, timeout: int = 3600) -> nbformat.Note
             (Path(tmp) / "data").symlink_to(data.resolve())
         source, executed = work / notebook.name, work / f"{notebook.stem}.executed.ipynb"
         shutil.copyfile(notebook, source)
-        result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--execute-one", str(source),
-                                 str(executed), str(timeout)],
-                                env=kernel_environment(stand_in), cwd=work, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--execute-one", str(source), str(executed), str(timeout)],
+            env=kernel_environment(stand_in),
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{notebook.name} under {stand_in} failed:\n{result.stderr[-3000:]}")
         return nbformat.read(executed, as_version=4)
@@ -309,8 +345,14 @@ def _execute_one(source: str, executed: str, timeout: str) -> None:
     from nbclient import NotebookClient
 
     nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(nb, timeout=int(timeout), kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(Path(source).parent)}}, coalesce_streams=True)
+    client = NotebookClient(
+        nb,
+        timeout=int(timeout),
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(Path(source).parent)}},
+        coalesce_streams=True,
+    )
     client.execute()
     nbformat.write(nb, executed)
 
@@ -339,15 +381,25 @@ def main(argv=None) -> int:
     if argv[:1] == ["--execute-one"]:
         _execute_one(*argv[1:4])
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", help="notebook paths or numbers (default: every notebook with "
-                                                      "tolerance-tagged cells)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "notebooks", nargs="*", help="notebook paths or numbers (default: every notebook with tolerance-tagged cells)"
+    )
     parser.add_argument("--runs", type=int, default=4, help="rounding stand-ins ulp-1 .. ulp-RUNS (default 4)")
-    parser.add_argument("--stand-in", action="append", default=[], type=stand_in_name, dest="stand_ins",
-                        help="also run under this stand-in (compat-1, avx2-3, ...); may be repeated")
+    parser.add_argument(
+        "--stand-in",
+        action="append",
+        default=[],
+        type=stand_in_name,
+        dest="stand_ins",
+        help="also run under this stand-in (compat-1, avx2-3, ...); may be repeated",
+    )
     parser.add_argument("--margin", type=float, default=1.5, help="suggested tag = drift x MARGIN (default 1.5)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1; each trains on all cores)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at the same time (default 1; each trains on all cores)"
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
     parser.add_argument("--write", action="store_true", help="write the suggested tags into the tagged cells")
     args = parser.parse_args(argv)
@@ -364,7 +416,7 @@ def main(argv=None) -> int:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {name: pool.submit(execute, path, name, args.timeout) for name in stand_ins}
             runs, failed = [], []
-            for name, future in futures.items():
+            for future in futures.values():
                 try:
                     runs.append(future.result())
                 except RuntimeError as exc:

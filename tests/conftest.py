@@ -19,9 +19,15 @@ DATA_ROOT = REPO_ROOT / "data"
 
 def have_fashion_mnist() -> bool:
     raw = DATA_ROOT / "FashionMNIST" / "raw"
-    return all((raw / name).exists() for name in (
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
+    return all(
+        (raw / name).exists()
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    )
 
 
 needs_data = pytest.mark.skipif(

@@ -15,9 +15,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
 
 
 def free_port() -> int:
@@ -55,14 +54,25 @@ def local_jupyter(root_dir: Path, app: str = "server", timeout: float = 60.0) ->
     env["IPYTHONDIR"] = str(home / "ipython")
     env.pop("MPLBACKEND", None)  # a test session may set Agg; kernels must pick their own (inline) backend
     command = [
-        sys.executable, "-m", "jupyter", app,
-        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={Path(root_dir).resolve()}",
-        "--ServerApp.terminals_enabled=False", "--allow-root",  # CI runs as root
+        sys.executable,
+        "-m",
+        "jupyter",
+        app,
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={Path(root_dir).resolve()}",
+        "--ServerApp.terminals_enabled=False",
+        "--allow-root",  # CI runs as root
     ]
     if app == "lab":  # nothing looked up online: no news, update checks or extension listings, no news prompt
-        command += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                    "--LabApp.extension_manager=readonly"]
+        command += [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+        ]
         settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(

@@ -28,8 +28,12 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 MUTATIONS = REPO / "tests" / "mutations"
 # nbval's words for "the outputs differ" (as opposed to "the cell raised")
-DIFFERENT_OUTPUTS = ("Cell outputs differ", "dissimilar number of outputs", "Missing output fields",
-                     "Unexpected output fields")
+DIFFERENT_OUTPUTS = (
+    "Cell outputs differ",
+    "dissimilar number of outputs",
+    "Missing output fields",
+    "Unexpected output fields",
+)
 
 
 @dataclass
@@ -74,8 +78,9 @@ def apply(mutation: Mutation, target: Path) -> None:
     cells = [c for c in nb.cells if c.cell_type == "code" and mutation.old in c.source]
     count = sum(c.source.count(mutation.old) for c in cells)
     if count != 1:
-        raise ValueError(f"{mutation.notebook.name}: {mutation.old!r} occurs {count} times in code cells; "
-                         "make it occur exactly once")
+        raise ValueError(
+            f"{mutation.notebook.name}: {mutation.old!r} occurs {count} times in code cells; make it occur exactly once"
+        )
     cells[0].source = cells[0].source.replace(mutation.old, mutation.new)
     nbformat.write(nb, target)
 
@@ -89,9 +94,25 @@ def run(mutation: Mutation) -> Outcome:
         target = folder / mutation.notebook.name
         apply(mutation, target)
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "tests.nbval_plugin", "-c", str(REPO / "pyproject.toml"),
-             "--rootdir", str(REPO), "-x", "-q", "--no-header", "--color=no", str(target)],
-            cwd=REPO, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "tests.nbval_plugin",
+                "-c",
+                str(REPO / "pyproject.toml"),
+                "--rootdir",
+                str(REPO),
+                "-x",
+                "-q",
+                "--no-header",
+                "--color=no",
+                str(target),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
     output = result.stdout + result.stderr
     if result.returncode == 0:
@@ -113,8 +134,10 @@ def main(argv: list[str]) -> int:
         outcome = run(m)
         missed += not outcome.caught
         mark = "caught" if outcome.caught else "MISSED"
-        print(f"{mark:7} {m.notebook.name[:2]}  {m.why or m.new}\n        {m.old!r} -> {m.new!r}\n        {outcome.detail}",
-              flush=True)
+        print(
+            f"{mark:7} {m.notebook.name[:2]}  {m.why or m.new}\n        {m.old!r} -> {m.new!r}\n        {outcome.detail}",
+            flush=True,
+        )
     print(f"\n{len(mutations) - missed} of {len(mutations)} mutations caught")
     return 1 if missed else 0
 

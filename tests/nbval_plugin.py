@@ -37,7 +37,6 @@ import contextlib
 import math
 import os
 import re
-from typing import Optional
 
 TAG_PREFIX = "nbval-tolerance="
 ABS_TAG_PREFIX = "nbval-tolerance-abs="
@@ -45,14 +44,14 @@ ABS_TAG_PREFIX = "nbval-tolerance-abs="
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 
-def _tag_value(tags, prefix: str, example: str) -> Optional[float]:
+def _tag_value(tags, prefix: str, example: str) -> float | None:
     found = [t for t in tags if t.startswith(prefix)]
     if not found:
         return None
     if len(found) > 1:
         raise ValueError(f"one {prefix} tag per cell; got {found}")
     try:
-        value = float(found[0][len(prefix):])
+        value = float(found[0][len(prefix) :])
     except ValueError:
         raise ValueError(f"{found[0]!r}: the value must be a number such as {example}") from None
     if not math.isfinite(value) or value < 0:
@@ -60,7 +59,7 @@ def _tag_value(tags, prefix: str, example: str) -> Optional[float]:
     return value
 
 
-def tolerances_of(tags) -> Optional[tuple[float, float]]:
+def tolerances_of(tags) -> tuple[float, float] | None:
     """(R, A) from a cell's ``nbval-tolerance=R`` and ``nbval-tolerance-abs=A`` tags (a missing one is 0),
     or None when the cell has neither; a malformed or unknown ``nbval-tolerance...`` tag is an error."""
     for tag in tags:
@@ -68,15 +67,17 @@ def tolerances_of(tags) -> Optional[tuple[float, float]]:
             raise ValueError(f"{tag!r}: unknown tag; use {TAG_PREFIX}R (relative) or {ABS_TAG_PREFIX}A (absolute)")
     rel = _tag_value(tags, TAG_PREFIX, "0.02")
     if rel is not None and rel > 0.1:
-        raise ValueError(f"{TAG_PREFIX}{rel:g}: R must lie between 0 and 0.1 (a relative tolerance); "
-                         f"for larger drift use {ABS_TAG_PREFIX}A")
+        raise ValueError(
+            f"{TAG_PREFIX}{rel:g}: R must lie between 0 and 0.1 (a relative tolerance); "
+            f"for larger drift use {ABS_TAG_PREFIX}A"
+        )
     absolute = _tag_value(tags, ABS_TAG_PREFIX, "1.5")
     if rel is None and absolute is None:
         return None
     return (rel or 0.0, absolute or 0.0)
 
 
-def tolerance_of(tags) -> Optional[float]:
+def tolerance_of(tags) -> float | None:
     """The R of a cell's ``nbval-tolerance=R`` tag, or None; a malformed tag is an error, not a silent pass."""
     found = tolerances_of(tags)
     return None if found is None or not any(t.startswith(TAG_PREFIX) for t in tags) else found[0]
@@ -107,7 +108,9 @@ def numbers_close(stored: str, fresh: str, rel: float, absolute: float = 0.0) ->
         if not is_decimal:
             return False
         x, y = float(a), float(b)
-        if not (math.isfinite(x) and math.isfinite(y)) or abs(x - y) > (rel * abs(x) + absolute + _unit(a)) * (1 + 1e-9):
+        if not (math.isfinite(x) and math.isfinite(y)) or abs(x - y) > (rel * abs(x) + absolute + _unit(a)) * (
+            1 + 1e-9
+        ):
             return False
     return True
 
@@ -160,8 +163,10 @@ def stand_in_name(text: str) -> str:
         return text
     import argparse
 
-    raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(sorted(STAND_INS))}, or ulp-K "
-                                     "(K = 1, 2, 3, ...: rounding perturbed with seed K)")
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: choose one of {', '.join(sorted(STAND_INS))}, or ulp-K "
+        "(K = 1, 2, 3, ...: rounding perturbed with seed K)"
+    )
 
 
 def stand_in_settings(name: str, environ=os.environ) -> dict:
@@ -175,18 +180,24 @@ def stand_in_settings(name: str, environ=os.environ) -> dict:
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--stand-in", default="native", type=stand_in_name, metavar="NAME",
+        "--stand-in",
+        default="native",
+        type=stand_in_name,
+        metavar="NAME",
         help=f"run as on another kind of machine: {', '.join(sorted(STAND_INS))} set MKL_CBWR, "
-             "ATEN_CPU_CAPABILITY and OMP_NUM_THREADS for this process and every kernel it starts; "
-             "ulp-K (K = 1, 2, ...) makes every kernel perturb the last bit of each matrix product "
-             "with seed K (tests/nbval_plugin.py)",
+        "ATEN_CPU_CAPABILITY and OMP_NUM_THREADS for this process and every kernel it starts; "
+        "ulp-K (K = 1, 2, ...) makes every kernel perturb the last bit of each matrix product "
+        "with seed K (tests/nbval_plugin.py)",
     )
     parser.addoption(
-        "--mutations-only", default="", metavar="NN,NN",
+        "--mutations-only",
+        default="",
+        metavar="NN,NN",
         help="with --mutations: only the mutations of these lessons (for example 06,07)",
     )
     parser.addoption(
-        "--mutations", action="store_true",
+        "--mutations",
+        action="store_true",
         help="also run tests/test_mutations.py: one-line changes to the lessons that nbval must catch (slow)",
     )
 

@@ -13,10 +13,10 @@ import urllib.request
 from contextlib import redirect_stderr
 
 import pytest
+from test_data_mirrors import fake  # noqa: F401 - the fixture
 
 from helpers import data
 from helpers.commands import data as data_command
-from test_data_mirrors import fake  # noqa: F401 - the fixture
 
 
 def _serve(tmp_path, files):
@@ -121,8 +121,9 @@ def test_a_hostile_mirror_cannot_write_escape_sequences_into_the_error(tmp_path,
     assert "\x1b" not in text and "\x07" not in text
 
 
-@pytest.mark.parametrize("url", ["http://example.org/\x1b[2Jdata/", "http://example.org/a\x07b/",
-                                 "http://exa\u202emple.org/"])
+@pytest.mark.parametrize(
+    "url", ["http://example.org/\x1b[2Jdata/", "http://example.org/a\x07b/", "http://exa\u202emple.org/"]
+)
 def test_mirror_urls_with_control_characters_are_refused(url):
     """A mirror URL is printed ("sources in order"); control characters in it reached the terminal."""
     with pytest.raises(ValueError) as info:
@@ -131,6 +132,7 @@ def test_mirror_urls_with_control_characters_are_refused(url):
 
 
 # --- the grader: forging a pass through modules the check cell imports itself --------------------------------
+
 
 def _grader_lesson():
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -141,14 +143,20 @@ def _grader_lesson():
         new_code_cell("import torch\nvalues = torch.arange(6.0)", id="c2"),
         new_markdown_cell("**练习 1.** 写 `double(x)`，不用乘法。", id="md3"),
         new_code_cell("def double(x):\n    return x + x", id="c4", metadata={"tags": ["solution", "exercise-1"]}),
-        new_code_cell("import inspect\nimport torch\n"
-                      "assert '*' not in inspect.getsource(double), '不能用乘法'\n"
-                      "t = torch.arange(4.0)\nassert torch.allclose(double(t), t * 2), 'double 不对'\n", id="c5",
-                      metadata={"tags": ["check", "exercise-1"]}),
+        new_code_cell(
+            "import inspect\nimport torch\n"
+            "assert '*' not in inspect.getsource(double), '不能用乘法'\n"
+            "t = torch.arange(4.0)\nassert torch.allclose(double(t), t * 2), 'double 不对'\n",
+            id="c5",
+            metadata={"tags": ["check", "exercise-1"]},
+        ),
         new_markdown_cell("**练习 2.** 算出 `total`。", id="md6"),
         new_code_cell("total = int(values.sum())", id="c7", metadata={"tags": ["solution", "exercise-2"]}),
-        new_code_cell("import re\nassert re.fullmatch(r'15', str(total)), 'total 不对'\n", id="c8",
-                      metadata={"tags": ["check", "exercise-2"]}),
+        new_code_cell(
+            "import re\nassert re.fullmatch(r'15', str(total)), 'total 不对'\n",
+            id="c8",
+            metadata={"tags": ["check", "exercise-2"]},
+        ),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
@@ -157,23 +165,33 @@ def _grader_lesson():
 
 GRADER_ATTACKS = {
     # right numbers, forbidden way; inspect.getsource is made to lie
-    "patched_inspect": ("import inspect\ninspect.getsource = lambda f: 'def double(x):\\n    return x + x\\n'\n"
-                        "def double(x):\n    return 2 * x\n", "total = int(values.sum())"),
+    "patched_inspect": (
+        "import inspect\ninspect.getsource = lambda f: 'def double(x):\\n    return x + x\\n'\n"
+        "def double(x):\n    return 2 * x\n",
+        "total = int(values.sum())",
+    ),
     # `import torch` in the check gets a fake whose allclose always says yes
-    "fake_sys_modules": ("import sys, types, torch as real\nfake = types.ModuleType('torch')\n"
-                         "fake.__dict__.update(vars(real))\nfake.allclose = lambda *a, **k: True\n"
-                         "sys.modules['torch'] = fake\ndef double(x):\n    return x + 0\n",
-                         "total = int(values.sum())"),
+    "fake_sys_modules": (
+        "import sys, types, torch as real\nfake = types.ModuleType('torch')\n"
+        "fake.__dict__.update(vars(real))\nfake.allclose = lambda *a, **k: True\n"
+        "sys.modules['torch'] = fake\ndef double(x):\n    return x + 0\n",
+        "total = int(values.sum())",
+    ),
     # the source inspect reads comes from linecache: make it show a permitted body
-    "patched_linecache": ("import linecache\nreal = linecache.getlines\n"
-                          "linecache.getlines = lambda *a, **k: [l.replace('2 * x', 'x + x') for l in real(*a, **k)]\n"
-                          "def double(x):\n    return 2 * x\n", "total = int(values.sum())"),
+    "patched_linecache": (
+        "import linecache\nreal = linecache.getlines\n"
+        "linecache.getlines = lambda *a, **k: [l.replace('2 * x', 'x + x') for l in real(*a, **k)]\n"
+        "def double(x):\n    return 2 * x\n",
+        "total = int(values.sum())",
+    ),
     # ... or rewrite linecache's entry for the student's own cell
-    "poisoned_linecache": ("def double(x):\n    return 2 * x\nimport linecache\n"
-                          "fname = double.__code__.co_filename\nn = double.__code__.co_firstlineno\n"
-                          "lines = ['\\n'] * (n - 1) + ['def double(x):\\n', '    return x + x\\n']\n"
-                          "linecache.cache[fname] = (sum(map(len, lines)), None, lines, fname)\n",
-                          "total = int(values.sum())"),
+    "poisoned_linecache": (
+        "def double(x):\n    return 2 * x\nimport linecache\n"
+        "fname = double.__code__.co_filename\nn = double.__code__.co_firstlineno\n"
+        "lines = ['\\n'] * (n - 1) + ['def double(x):\\n', '    return x + x\\n']\n"
+        "linecache.cache[fname] = (sum(map(len, lines)), None, lines, fname)\n",
+        "total = int(values.sum())",
+    ),
     # re.fullmatch always matches
     "patched_re": ("def double(x):\n    return x + x\n", "import re\nre.fullmatch = lambda *a, **k: True\ntotal = 0\n"),
 }
@@ -204,8 +222,9 @@ def grader_results(tmp_path_factory):
                     cell.source = two
         (root / "class" / name).mkdir(parents=True)
         nbformat.write(nb, root / "class" / name / student_path.name)
-    results = check_submissions([root / "class"], notebooks_dir=notebooks, jobs=2, cell_timeout=60,
-                                notebook_timeout=180)
+    results = check_submissions(
+        [root / "class"], notebooks_dir=notebooks, jobs=2, cell_timeout=60, notebook_timeout=180
+    )
     return {r.student: {n: e.status for n, e in r.exercises.items()} for r in results}
 
 

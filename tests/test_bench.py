@@ -4,21 +4,34 @@ import re
 
 import pytest
 
-from helpers.commands import bench
 from conftest import write_fake_fashion_mnist
+from helpers.commands import bench
 
 
 def test_bench_prints_both_tables_and_the_summary_line(tmp_path, capsys):
     root = write_fake_fashion_mnist(tmp_path, n_train=96, n_test=48)
-    code = bench.main(["--epochs-plain", "2", "--epochs-fast", "3", "--batch-size", "32", "--device", "cpu",
-                       "--data-root", str(root), "--no-progress"])
+    code = bench.main(
+        [
+            "--epochs-plain",
+            "2",
+            "--epochs-fast",
+            "3",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--data-root",
+            str(root),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "plain recipe, 2 epochs ..." and lines[1] == "fast recipe, 3 epochs ..."
 
     start = lines.index(next(line for line in lines if line.startswith("| epoch")))
-    epoch_rows = lines[start + 2:start + 5]
+    epoch_rows = lines[start + 2 : start + 5]
     assert re.fullmatch(r"\|-+:\|(-+:\|){4}", lines[start + 1])
     assert [row.split("|")[1].strip() for row in epoch_rows] == ["1", "2", "3"]
     for row in epoch_rows[:2]:  # both recipes ran epochs 1 and 2
@@ -33,29 +46,45 @@ def test_bench_prints_both_tables_and_the_summary_line(tmp_path, capsys):
     for row in (plain_row, fast_row):
         assert re.search(r"\| +\d+\.\d\dx \| +\d+\.\d% \| +(not reached|\d+\.\d s \(epoch \d+\)) \|$", row)
 
-    assert re.fullmatch(r"fast recipe: \d+\.\d% test accuracy after 3 epochs in \d+\.\d s; "
-                        r"plain recipe: \d+\.\d% after 2 epochs in \d+\.\d s; .+", lines[-1])
+    assert re.fullmatch(
+        r"fast recipe: \d+\.\d% test accuracy after 3 epochs in \d+\.\d s; "
+        r"plain recipe: \d+\.\d% after 2 epochs in \d+\.\d s; .+",
+        lines[-1],
+    )
 
 
 def result(name, accuracies, seconds, compute=1.0):
-    history = {"test_accuracy": accuracies, "train_seconds": seconds,
-               "train_loss": [0.0] * len(seconds), "test_loss": [0.0] * len(seconds)}
+    history = {
+        "test_accuracy": accuracies,
+        "train_seconds": seconds,
+        "train_loss": [0.0] * len(seconds),
+        "test_loss": [0.0] * len(seconds),
+    }
     return bench.RecipeResult(name, 64, "SGD lr 0.001", history, compute)
 
 
-@pytest.mark.parametrize("plain_acc, fast_acc, ending", [
-    ([0.80, 0.86], [0.84, 0.88], r"; 5\.0x faster to 85%$"),
-    ([0.60, 0.70], [0.72, 0.88], r" and never reached 85%; the fast recipe passed the plain recipe's final 70\.0% "
-                                 r"after 1 epoch in 2\.0 s, 10\.0x sooner$"),
-    ([0.60, 0.70], [0.50, 0.60], r"; neither recipe reached 85%; a plain epoch takes 5\.0x as long as a fast one$"),
-    ([0.60, 0.90], [0.50, 0.60], r"; only the plain recipe reached 85%; a plain epoch takes 5\.0x as long"),
-])
+@pytest.mark.parametrize(
+    "plain_acc, fast_acc, ending",
+    [
+        ([0.80, 0.86], [0.84, 0.88], r"; 5\.0x faster to 85%$"),
+        (
+            [0.60, 0.70],
+            [0.72, 0.88],
+            r" and never reached 85%; the fast recipe passed the plain recipe's final 70\.0% "
+            r"after 1 epoch in 2\.0 s, 10\.0x sooner$",
+        ),
+        ([0.60, 0.70], [0.50, 0.60], r"; neither recipe reached 85%; a plain epoch takes 5\.0x as long as a fast one$"),
+        ([0.60, 0.90], [0.50, 0.60], r"; only the plain recipe reached 85%; a plain epoch takes 5\.0x as long"),
+    ],
+)
 def test_the_summary_line_is_honest_about_who_reached_85_percent(plain_acc, fast_acc, ending):
     plain = result("plain", plain_acc, [10.0, 10.0])
     fast = result("fast", fast_acc, [2.0, 2.0])
     line = bench.summary_line(plain, fast)
-    assert line.startswith(f"fast recipe: {fast_acc[-1]:.1%} test accuracy after 2 epochs in 4.0 s; "
-                           f"plain recipe: {plain_acc[-1]:.1%} after 2 epochs in 20.0 s")
+    assert line.startswith(
+        f"fast recipe: {fast_acc[-1]:.1%} test accuracy after 2 epochs in 4.0 s; "
+        f"plain recipe: {plain_acc[-1]:.1%} after 2 epochs in 20.0 s"
+    )
     assert re.search(ending, line), line
 
 

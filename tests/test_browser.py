@@ -23,17 +23,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from local_jupyter import _stop, free_port, local_jupyter
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
 from helpers.commands.check import NOT_ANSWERED, NOT_ATTEMPTED, PASSED, check_submissions
 from helpers.commands.classroom import EXERCISE_TAG, SERIES_METADATA, write_student_edition
-from local_jupyter import _stop, free_port, local_jupyter
 from helpers.commands.runner import NOTEBOOKS_DIR, list_notebooks
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",  # only loopback traffic
 ]
 # quick notebooks with a figure first; 06 and 07 train for a while
@@ -62,9 +67,7 @@ def find_chromium() -> str | None:
 def has_figure(nb: nbformat.NotebookNode) -> bool:
     """True when a stored output of the notebook is an image."""
     return any(
-        "image/png" in out.get("data", {})
-        for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.outputs
+        "image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
     )
 
 
@@ -138,7 +141,9 @@ def test_jupyterlab_runs_a_notebook_and_opens_its_student_edition(browser, tmp_p
     with local_jupyter(root, app="lab") as (url, token):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         elsewhere: list[str] = []  # Chromium cannot resolve any other host (see CHROMIUM_ARGS); list the tries
-        context.on("request", lambda r: None if r.url.startswith((f"{url}/", "data:", "blob:")) else elsewhere.append(r.url))
+        context.on(
+            "request", lambda r: None if r.url.startswith((f"{url}/", "data:", "blob:")) else elsewhere.append(r.url)
+        )
         page = context.new_page()
         page.set_default_timeout(30_000)
         try:
@@ -213,11 +218,15 @@ def test_an_answer_typed_and_saved_in_jupyterlab_is_checked(browser, tmp_path):
 
     saved = json.loads(student.read_text(encoding="utf-8"))
     assert saved["metadata"][SERIES_METADATA] == json.loads(before)["metadata"][SERIES_METADATA]
-    assert [c["metadata"].get("tags") for c in saved["cells"]] == [c["metadata"].get("tags") for c in json.loads(before)["cells"]]
+    assert [c["metadata"].get("tags") for c in saved["cells"]] == [
+        c["metadata"].get("tags") for c in json.loads(before)["cells"]
+    ]
     (root / "class" / "li").mkdir(parents=True)
     shutil.copy(student, root / "class" / "li" / student.name)
     with ThreadPoolExecutor(1) as pool:  # playwright's sync API keeps an event loop running in this thread
-        [row] = pool.submit(check_submissions, [root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30).result()
+        [row] = pool.submit(
+            check_submissions, [root / "class"], notebooks_dir=root / "notebooks", cell_timeout=30
+        ).result()
     assert row.student == "li" and not row.problem
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: NOT_ATTEMPTED, 3: NOT_ANSWERED}
 
@@ -233,23 +242,40 @@ def project_lab(root: Path, home: Path):
 
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
-    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-               IPYTHONDIR=str(home / "ipython"))
+    env.update(
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
     env.pop("MPLBACKEND", None)
-    command = lab_command([str(root), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                           "--ServerApp.terminals_enabled=False", "--allow-root"])
+    command = lab_command(
+        [
+            str(root),
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.terminals_enabled=False",
+            "--allow-root",
+        ]
+    )
     url = f"http://127.0.0.1:{port}"
     with open(home / "server.log", "wb") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                pytest.fail(f"python -m helpers lab exited with {process.returncode}:\n"
-                            + (home / "server.log").read_text(errors="replace")[-3000:])
+                pytest.fail(
+                    f"python -m helpers lab exited with {process.returncode}:\n"
+                    + (home / "server.log").read_text(errors="replace")[-3000:]
+                )
             try:
                 request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
                 with urllib.request.urlopen(request, timeout=5):
@@ -293,12 +319,15 @@ def test_a_lesson_opens_clean_and_no_news_prompt_appears(browser, tmp_path):
             expect(page.locator(DIRTY_TAB, has_text=lesson.name)).to_have_count(0)
 
             # control: with the setting back at JupyterLab's default ("ask"), the prompt does appear
-            page.evaluate("""async ([url, token]) => {
+            page.evaluate(
+                """async ([url, token]) => {
                 const r = await fetch(`${url}/lab/api/settings/@jupyterlab/apputils-extension:notification`, {
                   method: 'PUT', headers: {'Authorization': `token ${token}`, 'Content-Type': 'application/json'},
                   body: JSON.stringify({raw: '{"fetchNews": "none"}'})});
                 if (!r.ok) throw new Error(`settings PUT: ${r.status}`);
-            }""", [url, token])
+            }""",
+                [url, token],
+            )
             page.reload()
             expect(page.get_by_text(NEWS_PROMPT).first).to_be_visible(timeout=LOAD_TIMEOUT_MS)
         except BaseException:

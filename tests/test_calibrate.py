@@ -6,13 +6,13 @@ import random
 import subprocess
 import sys
 
+import calibrate
 import nbformat
 import pytest
-
-import calibrate
 from calibrate import Drift, apply_tags, measure, outputs_drift, suggest_tags, text_drift, tidy_up
-from conftest import REPO_ROOT
 from nbval_plugin import numbers_close, tolerances_of
+
+from conftest import REPO_ROOT
 
 
 def stream(text):
@@ -33,7 +33,9 @@ def notebook(*cells):
 
 
 def test_text_drift_measures_decimals_and_flags_structure():
-    drift = text_drift("T恤/上衣 → 衬衫: 13.5%\n套头衫 → 外套: 13.7%\n", "T恤/上衣 → 衬衫: 12.4%\n套头衫 → 外套: 13.8%\n")
+    drift = text_drift(
+        "T恤/上衣 → 衬衫: 13.5%\n套头衫 → 外套: 13.7%\n", "T恤/上衣 → 衬衫: 12.4%\n套头衫 → 外套: 13.8%\n"
+    )
     assert not drift.structure and drift.changed
     assert drift.abs == pytest.approx(1.1) and drift.rel == pytest.approx(1.1 / 13.5)
     assert text_drift("loss 0.50", "loss 0.50") == Drift()
@@ -56,8 +58,10 @@ def test_outputs_drift_compares_every_output_and_sanitizes():
     assert not outputs_drift([stream("t([1.5])")], [stream("t([1.5], device='cuda:0')")], patterns).changed
 
 
-@pytest.mark.parametrize("value, tidy", [(0.0123, 0.015), (0.1, 0.1), (0.101, 0.12), (1.65, 2), (3e-4, 3e-4),
-                                         (0.00031, 0.0004), (9, 10), (0, 0)])
+@pytest.mark.parametrize(
+    "value, tidy",
+    [(0.0123, 0.015), (0.1, 0.1), (0.101, 0.12), (1.65, 2), (3e-4, 3e-4), (0.00031, 0.0004), (9, 10), (0, 0)],
+)
 def test_tidy_up(value, tidy):
     assert tidy_up(value) == pytest.approx(tidy)
     assert tidy_up(value) >= value
@@ -79,8 +83,9 @@ def test_a_suggested_tag_passes_every_run_it_was_measured_on():
     for _ in range(200):
         stored = [round(rng.uniform(0.1, 100), rng.choice([1, 2, 3])) for _ in range(3)]
         text = " ".join(f"{v}" for v in stored)
-        runs = [" ".join(f"{v * (1 + rng.gauss(0, 0.05)):.{len(str(v).split('.')[1])}f}" for v in stored)
-                for _ in range(3)]
+        runs = [
+            " ".join(f"{v * (1 + rng.gauss(0, 0.05)):.{len(str(v).split('.')[1])}f}" for v in stored) for _ in range(3)
+        ]
         drift = Drift()
         for run in runs:
             drift.add(text_drift(text, run))
@@ -108,10 +113,24 @@ def fresh_run(outputs):
 
 
 RUNS = [
-    ["accuracy 85.0%\n", "衬衫: 12.4%\n", "torch.Size([64, 10])\n", "loss 0.4315\n", "最差: 外套 0.60\n", "2.9 s\n",
-     "steps 0.50\n"],
-    ["accuracy 85.9%\n", "衬衫: 13.8%\n", "torch.Size([64, 10])\n", "loss 0.4312\n", "最差: 衬衫 0.62\n", "4.0 s\n",
-     "steps 0.50\n"],
+    [
+        "accuracy 85.0%\n",
+        "衬衫: 12.4%\n",
+        "torch.Size([64, 10])\n",
+        "loss 0.4315\n",
+        "最差: 外套 0.60\n",
+        "2.9 s\n",
+        "steps 0.50\n",
+    ],
+    [
+        "accuracy 85.9%\n",
+        "衬衫: 13.8%\n",
+        "torch.Size([64, 10])\n",
+        "loss 0.4312\n",
+        "最差: 衬衫 0.62\n",
+        "4.0 s\n",
+        "steps 0.50\n",
+    ],
 ]
 
 
@@ -145,8 +164,9 @@ def test_write_changes_only_the_tags_of_tagged_cells(tmp_path):
     assert after.cells[1].metadata["tags"] == ["nbval-tolerance=0.015"]
     assert after.cells[2].metadata["tags"] == ["solution", "nbval-tolerance-abs=2"]
     assert after.cells[4].metadata["tags"] == []  # untagged cells are the author's call
-    assert after.cells[5].metadata["tags"] == ["nbval-tolerance=0.05"] and after.cells[7].metadata["tags"] == \
-        ["nbval-tolerance=0.02"]
+    assert after.cells[5].metadata["tags"] == ["nbval-tolerance=0.05"] and after.cells[7].metadata["tags"] == [
+        "nbval-tolerance=0.02"
+    ]
     for old, new in zip(stored.cells, after.cells):
         assert old.source == new.source and old.get("outputs") == new.get("outputs")
     # byte for byte the same file apart from those two tag lines
@@ -176,14 +196,24 @@ print("products", " ".join(repr(v) for v in (a @ a)[0, :6].tolist()))"""
 
 def test_calibration_runs_notebooks_under_the_rounding_stand_in(tmp_path):
     """End to end: two runs under ulp-1 and ulp-2 move a float64 product in its last digits."""
-    exact = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
-                           env={k: v for k, v in os.environ.items() if k != "HELPERS_ULP_SEED"}).stdout
+    exact = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "HELPERS_ULP_SEED"},
+    ).stdout
     (tmp_path / "nb").mkdir()
     path = tmp_path / "nb" / "01_probe.ipynb"
     nb = notebook((PROBE, [exact], ["nbval-tolerance=0.01"]), (PROBE, [exact], []), ("print(6 * 7)", ["42\n"], []))
     nbformat.write(nb, path)
-    result = subprocess.run([sys.executable, "tests/calibrate.py", str(path), "--runs", "2"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "tests/calibrate.py", str(path), "--runs", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stdout + result.stderr  # the untagged copy would fail
     lines = result.stdout.splitlines()
     assert lines[0].startswith("01_probe.ipynb: 2 run(s)")

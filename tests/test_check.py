@@ -20,8 +20,18 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from helpers.commands import check
 from helpers.commands.check import (
-    FAILED, KERNEL_DIED, MISSING, NOT_ANSWERED, NOT_ATTEMPTED, NOT_RUN, PASSED, TIMED_OUT, WRITTEN,
-    check_submissions, exercise_number, lesson_of,
+    FAILED,
+    KERNEL_DIED,
+    MISSING,
+    NOT_ANSWERED,
+    NOT_ATTEMPTED,
+    NOT_RUN,
+    PASSED,
+    TIMED_OUT,
+    WRITTEN,
+    check_submissions,
+    exercise_number,
+    lesson_of,
 )
 from helpers.commands.classroom import SERIES_METADATA, WRITTEN_ANSWER, student_notebook, write_student_edition
 from helpers.commands.runner import list_notebooks
@@ -40,16 +50,27 @@ def fixture_lesson() -> nbformat.NotebookNode:
             id="c02",
         ),
         new_markdown_cell("## 练习 Exercises\n\n**练习 1.** 算出 `total`：`values` 的和加上 `base`。", id="md03"),
-        new_code_cell("# 提示: 用 sum()\ntotal = sum(values) + base", id="c04", metadata={"tags": ["solution", "exercise-1"]}),
-        new_code_cell('assert total == 16, "total 不对 wrong total"\nprint("练习 1 通过 passed")', id="c05",
-                      metadata={"tags": ["check", "exercise-1"]}),
+        new_code_cell(
+            "# 提示: 用 sum()\ntotal = sum(values) + base", id="c04", metadata={"tags": ["solution", "exercise-1"]}
+        ),
+        new_code_cell(
+            'assert total == 16, "total 不对 wrong total"\nprint("练习 1 通过 passed")',
+            id="c05",
+            metadata={"tags": ["check", "exercise-1"]},
+        ),
         new_markdown_cell("**练习 2.** 写一个函数 `double(x)`，返回 `x` 的两倍。", id="md06"),
         new_code_cell("def double(x):\n    return 2 * x", id="c07", metadata={"tags": ["solution", "exercise-2"]}),
-        new_code_cell('assert double(4) == 8 and double(-1) == -2, "double 不对"\nprint("练习 2 通过 passed")', id="c08",
-                      metadata={"tags": ["check", "exercise-2"]}),
+        new_code_cell(
+            'assert double(4) == 8 and double(-1) == -2, "double 不对"\nprint("练习 2 通过 passed")',
+            id="c08",
+            metadata={"tags": ["check", "exercise-2"]},
+        ),
         new_markdown_cell("**练习 3.** 用一句话解释广播。", id="md09"),
-        new_markdown_cell("参考答案：形状不同的张量按规则自动扩展。", id="md10",
-                          metadata={"tags": ["solution", "exercise-3", "written"]}),
+        new_markdown_cell(
+            "参考答案：形状不同的张量按规则自动扩展。",
+            id="md10",
+            metadata={"tags": ["solution", "exercise-3", "written"]},
+        ),
         new_markdown_cell("## 延伸阅读 Further reading", id="md11"),
         new_code_cell("raise RuntimeError('cells after the last exercise are not run')", id="c12"),
     ]
@@ -61,8 +82,11 @@ def fixture_lesson() -> nbformat.NotebookNode:
 
 def answer_cell(nb: nbformat.NotebookNode, number: int) -> nbformat.NotebookNode:
     """The student's code cell of exercise ``number``."""
-    return next(c for c in nb.cells if c.cell_type == "code" and exercise_number(c) == number
-                and "check" not in c.metadata.get("tags", []))
+    return next(
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and exercise_number(c) == number and "check" not in c.metadata.get("tags", [])
+    )
 
 
 def with_answers(student: nbformat.NotebookNode, answers: dict[int, str]) -> nbformat.NotebookNode:
@@ -104,8 +128,11 @@ def graded_class(tmp_path_factory):
         if "check" in cell.metadata.get("tags", []):
             cell.source = "pass  # 检查被学生改掉了"
     deleted = with_answers(student, {2: "def double(x):\n    return x * 2"})
-    deleted.cells = [c for c in deleted.cells if not (exercise_number(c) == 1 and c.cell_type == "code"
-                                                      and "check" not in c.metadata.get("tags", []))]
+    deleted.cells = [
+        c
+        for c in deleted.cells
+        if not (exercise_number(c) == 1 and c.cell_type == "code" and "check" not in c.metadata.get("tags", []))
+    ]
     split = with_answers(student, {1: "total = 16", 2: "def helper(x):\n    return 2 * x"})
     at = split.cells.index(answer_cell(split, 2))
     split.cells.insert(at + 1, new_code_cell("def double(x):\n    return helper(x)", id="student-added"))
@@ -126,8 +153,9 @@ def graded_class(tmp_path_factory):
         "no_check": no_check,
         "split": split,
         "lesson_edit": lesson_edit,
-        "writes_home": with_answers(student, {1: "import os\nopen(os.path.expanduser('~/x.txt'), 'w').write('x')\n"
-                                                  "total = 16", 2: double}),
+        "writes_home": with_answers(
+            student, {1: "import os\nopen(os.path.expanduser('~/x.txt'), 'w').write('x')\ntotal = 16", 2: double}
+        ),
     }
     above = copy.deepcopy(student)  # answer typed into a new cell inserted ABOVE the untouched TODO cell
     above.cells.insert(above.cells.index(answer_cell(above, 2)), new_code_cell(double, id="added-above"))
@@ -156,8 +184,12 @@ def graded_class(tmp_path_factory):
     before = snapshot(root)
     progress = []
     results = check_submissions(
-        [folder], notebooks_dir=notebooks, jobs=2, progress=lambda done, total, r: progress.append((done, total)),
-        cell_timeout=CELL_TIMEOUT, notebook_timeout=120,
+        [folder],
+        notebooks_dir=notebooks,
+        jobs=2,
+        progress=lambda done, total, r: progress.append((done, total)),
+        cell_timeout=CELL_TIMEOUT,
+        notebook_timeout=120,
     )
     assert snapshot(root) == before, "checking must not change the submissions, the sources or the data folder"
     return root, {r.student: r for r in results}, progress
@@ -213,7 +245,9 @@ def test_notebooks_that_are_not_submissions_get_a_row_saying_so(graded_class):
     assert "python -m helpers student" in rows["stranger"].problem
     assert "teacher's notebook" in rows["teacher_copy"].problem
     assert "cannot be read as a notebook" in rows["broken"].problem
-    assert "is damaged" in rows["bad_tags"].problem and "is damaged" in rows["surrogate"].problem  # the file, not the tool
+    assert (
+        "is damaged" in rows["bad_tags"].problem and "is damaged" in rows["surrogate"].problem
+    )  # the file, not the tool
     assert not any(r.problem.startswith(check.COULD_NOT_CHECK) for r in rows.values())
     assert all(not rows[n].exercises for n in ("stranger", "teacher_copy", "broken"))
 
@@ -234,7 +268,9 @@ def test_the_written_answer_is_shown_escaped(graded_class):
     executed = [p for p in written if p.parent.name == "executed"]
     assert len(executed) == 15  # every submission that could be graded, with its outputs
     loops = nbformat.read(next(p for p in executed if "loops" in p.name), as_version=4)
-    assert any(o.get("text", "").startswith("练习 2 通过") for c in loops.cells if c.cell_type == "code" for o in c.outputs)
+    assert any(
+        o.get("text", "").startswith("练习 2 通过") for c in loops.cells if c.cell_type == "code" for o in c.outputs
+    )
 
 
 def test_the_table_is_aligned(graded_class):
@@ -252,15 +288,30 @@ def test_command_line(graded_class, tmp_path, capsys):
     folder = root / "submissions"
     notebooks = str(root / "notebooks")
     out = tmp_path / "results"
-    assert check.main([str(folder / "correct"), str(folder / "empty" / "01_tiny.ipynb"), "--notebooks", notebooks,
-                       "--out", str(out), "--cell-timeout", "20"]) == 0
+    assert (
+        check.main(
+            [
+                str(folder / "correct"),
+                str(folder / "empty" / "01_tiny.ipynb"),
+                "--notebooks",
+                notebooks,
+                "--out",
+                str(out),
+                "--cell-timeout",
+                "20",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert re.search(r"^correct\s+01\s+passed\s+passed\s+written: read by the teacher", printed, re.MULTILINE)
     assert re.search(r"^empty\s+01\s+not attempted\s+not attempted\s+written: not answered", printed, re.MULTILINE)
     assert (out / "results.csv").is_file() and (out / "results.html").is_file()
     # a lesson parameter reaches the lesson: with base = 5 the reference answer no longer makes total == 16
     assert check.main([str(folder / "correct"), "--notebooks", notebooks, "--out", str(out), "-p", "base", "5"]) == 0
-    assert re.search(r"^correct\s+01\s+failed: check: AssertionError: total 不对", capsys.readouterr().out, re.MULTILINE)
+    assert re.search(
+        r"^correct\s+01\s+failed: check: AssertionError: total 不对", capsys.readouterr().out, re.MULTILINE
+    )
     assert check.main([str(folder), "--notebooks", notebooks, "--out", str(out), "-p", "bsae", "5"]) == 2
     assert "unknown parameter(s) bsae" in capsys.readouterr().err
     assert check.main([str(tmp_path / "nothing-here"), "--notebooks", notebooks, "--out", str(out)]) == 2
@@ -290,17 +341,26 @@ def test_a_real_lesson(tmp_path, prefix):
         (tmp_path / "class" / name).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "class" / name / student_path.name)
     rows = {r.student: r for r in check_submissions([tmp_path / "class"], jobs=2)}  # (no writes: see graded_class)
-    code = {exercise_number(c) for c in source.cells if "solution" in c.metadata.get("tags", []) and c.cell_type == "code"}
+    code = {
+        exercise_number(c) for c in source.cells if "solution" in c.metadata.get("tags", []) and c.cell_type == "code"
+    }
     assert code, f"{source_path.name} has no code exercise"
-    assert {n: e.status for n, e in rows["correct"].exercises.items() if n in code} == {n: PASSED for n in code}, \
-        rows["correct"].exercises
+    assert {n: e.status for n, e in rows["correct"].exercises.items() if n in code} == {n: PASSED for n in code}, rows[
+        "correct"
+    ].exercises
     assert not rows["correct"].notes, rows["correct"].notes
     assert all(e.status in (NOT_ATTEMPTED, NOT_ANSWERED) for e in rows["empty"].exercises.values())
 
 
 def test_find_submissions_skips_checkpoints_hidden_folders_and_the_results(tmp_path):
-    for name in ("a/03_x.ipynb", "b.ipynb", "a/.ipynb_checkpoints/03_x-checkpoint.ipynb", ".hidden/c.ipynb",
-                 "check-results/executed/01_a_03.ipynb", "notes.txt"):
+    for name in (
+        "a/03_x.ipynb",
+        "b.ipynb",
+        "a/.ipynb_checkpoints/03_x-checkpoint.ipynb",
+        ".hidden/c.ipynb",
+        "check-results/executed/01_a_03.ipynb",
+        "notes.txt",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}", encoding="utf-8")
     found = check.find_submissions([tmp_path, tmp_path / "b.ipynb"], exclude=[tmp_path / "check-results"])
@@ -316,9 +376,23 @@ def test_stopping_a_check_keeps_the_previous_results(graded_class, tmp_path):
     out.mkdir()
     (out / "results.csv").write_text("the previous run", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "helpers", "check", str(root / "submissions" / "loops"), "--notebooks", str(root / "notebooks"),
-         "--out", str(out), "--cell-timeout", "100"],
-        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "helpers",
+            "check",
+            str(root / "submissions" / "loops"),
+            "--notebooks",
+            str(root / "notebooks"),
+            "--out",
+            str(out),
+            "--cell-timeout",
+            "100",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout.readline().startswith("checking 1 notebook")

@@ -27,13 +27,19 @@ def hostile_lesson() -> nbformat.NotebookNode:
         new_code_cell("import torch\nvalues = torch.arange(6.0)", id="c2"),
         new_markdown_cell("**练习 1.** 写 `double(x)`。", id="md3"),
         new_code_cell("def double(x):\n    return 2 * x", id="c4", metadata={"tags": ["solution", "exercise-1"]}),
-        new_code_cell("t = torch.arange(4.0)\nassert torch.allclose(double(t), t * 2), 'double 不对'\n"
-                      "assert torch.equal(double(t), t + t), 'double 不对'\nprint('练习 1 通过 passed')", id="c5",
-                      metadata={"tags": ["check", "exercise-1"]}),
+        new_code_cell(
+            "t = torch.arange(4.0)\nassert torch.allclose(double(t), t * 2), 'double 不对'\n"
+            "assert torch.equal(double(t), t + t), 'double 不对'\nprint('练习 1 通过 passed')",
+            id="c5",
+            metadata={"tags": ["check", "exercise-1"]},
+        ),
         new_markdown_cell("**练习 2.** 算出 `total`。", id="md6"),
         new_code_cell("total = int(values.sum())", id="c7", metadata={"tags": ["solution", "exercise-2"]}),
-        new_code_cell("assert total == 15, 'total 不对'\nprint('练习 2 通过 passed')", id="c8",
-                      metadata={"tags": ["check", "exercise-2"]}),
+        new_code_cell(
+            "assert total == 15, 'total 不对'\nprint('练习 2 通过 passed')",
+            id="c8",
+            metadata={"tags": ["check", "exercise-2"]},
+        ),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
@@ -45,30 +51,31 @@ HOSTILE = {
     "input_transformer": "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n" + WRONG_DOUBLE,
     "post_transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n" + WRONG_DOUBLE,
     "ast_transformer": "import ast\nclass Blank(ast.NodeTransformer):\n    def visit_Module(self, node):\n"
-                       "        return ast.Module(body=[ast.Pass()], type_ignores=[])\n"
-                       "get_ipython().ast_transformers.append(Blank())\n" + WRONG_DOUBLE,
+    "        return ast.Module(body=[ast.Pass()], type_ignores=[])\n"
+    "get_ipython().ast_transformers.append(Blank())\n" + WRONG_DOUBLE,
     # the comparisons the check relies on always say yes
-    "patched_torch": "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n" + WRONG_DOUBLE,
+    "patched_torch": "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+    + WRONG_DOUBLE,
     "patched_tensor": "import torch\ntorch.Tensor.__eq__ = lambda *a: torch.tensor(True)\n"
-                      "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n" + WRONG_DOUBLE,
+    "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n" + WRONG_DOUBLE,
     # ... patched only while the check calls the student's function
     "patched_during_call": "import torch\ndef double(x):\n    torch.allclose = lambda *a, **k: True\n"
-                           "    torch.equal = lambda *a, **k: True\n    return x\n",
+    "    torch.equal = lambda *a, **k: True\n    return x\n",
     # the name `torch` in the notebook now means something else
     "fake_torch": "import types\ntorch = types.SimpleNamespace(arange=__import__('torch').arange, "
-                  "allclose=lambda *a, **k: True, equal=lambda *a, **k: True)\n" + WRONG_DOUBLE,
+    "allclose=lambda *a, **k: True, equal=lambda *a, **k: True)\n" + WRONG_DOUBLE,
     # an event hook puts the patch back before every cell
     "event_hook": "import torch\ndef again(*args):\n    torch.allclose = lambda *a, **k: True\n"
-                  "    torch.equal = lambda *a, **k: True\nget_ipython().events.register('pre_run_cell', again)\n" + WRONG_DOUBLE,
+    "    torch.equal = lambda *a, **k: True\nget_ipython().events.register('pre_run_cell', again)\n" + WRONG_DOUBLE,
     # a tensor subclass that answers every torch function with True
     "torch_function": "import torch\nclass Yes(torch.Tensor):\n    @classmethod\n"
-                      "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n        return True\n"
-                      "def double(x):\n    return x.as_subclass(Yes)\n",
+    "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n        return True\n"
+    "def double(x):\n    return x.as_subclass(Yes)\n",
 }
 HOSTILE_TOTAL = {
     # an int whose == is always true
     "int_subclass": "class Liar(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
-                    "total = Liar(0)\n",
+    "total = Liar(0)\n",
     "eq_object": "class Anything:\n    def __eq__(self, other):\n        return True\ntotal = Anything()\n",
 }
 
@@ -99,7 +106,8 @@ def hostile_class(tmp_path_factory):
         submissions[name] = answered(code, "total = int(values.sum())")
     # a right answer that also patches torch while the check calls it: the check's verdict cannot be trusted
     submissions["patches_while_checked"] = answered(
-        "import torch\ndef double(x):\n    torch.equal = lambda *a, **k: True\n    return 2 * x\n", "total = 15")
+        "import torch\ndef double(x):\n    torch.equal = lambda *a, **k: True\n    return 2 * x\n", "total = 15"
+    )
     # processes that try to outlive the submission: a new session, and a double-forked one that renames itself
     spawner = (
         "import os, subprocess, sys\n"
@@ -215,7 +223,14 @@ def test_the_sandbox_has_no_network_no_writable_repository_and_its_own_tmp(tmp_p
     nbformat.write(nb, tmp_path / "class" / "01_tiny.ipynb")
     import asyncio
 
-    row = asyncio.run(grade_submission(tmp_path / "class" / "01_tiny.ipynb", notebooks_dir=notebooks,
-                                       cell_timeout=30, notebook_timeout=120, use_sandbox=True))
+    row = asyncio.run(
+        grade_submission(
+            tmp_path / "class" / "01_tiny.ipynb",
+            notebooks_dir=notebooks,
+            cell_timeout=30,
+            notebook_timeout=120,
+            use_sandbox=True,
+        )
+    )
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: PASSED}, (row.exercises, row.problem)
     assert not outside.exists() and not Path(probe).exists()

@@ -29,11 +29,11 @@ def csv_table(results) -> list[list[str]]:
 
 
 def test_csv_cells_are_never_formulas():
-    rows = [row(name) for name in ("=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "李四")]
+    rows = [row(name) for name in ('=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "李四")]
     rows.append(row("ok", detail="=cmd|' /C calc'!A0"))
     table = csv_table(rows)
     names = [r[0] for r in table[1:]]
-    assert names[:4] == ["'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)"]
+    assert names[:4] == ['\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)"]
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in table for cell in r)
     assert names[6] == "李四"
 
@@ -57,8 +57,13 @@ def test_names_that_are_not_utf8_are_shown_escaped(tmp_path):
 
 
 def test_same_name_in_two_groups_is_told_apart():
-    results = [row("zhang", "class/A/zhang/01_tiny.ipynb"), row("zhang", "class/B/zhang/01_tiny.ipynb"),
-               row("li", "class/A/li/01_tiny.ipynb"), row("wang", "class/A/wang.ipynb"), row("wang", "class/B/wang.ipynb")]
+    results = [
+        row("zhang", "class/A/zhang/01_tiny.ipynb"),
+        row("zhang", "class/B/zhang/01_tiny.ipynb"),
+        row("li", "class/A/li/01_tiny.ipynb"),
+        row("wang", "class/A/wang.ipynb"),
+        row("wang", "class/B/wang.ipynb"),
+    ]
     check.distinguish(results)
     assert [r.student for r in results] == ["A/zhang", "B/zhang", "li", "A/wang.ipynb", "B/wang.ipynb"]
 
@@ -80,8 +85,13 @@ def test_out_inside_the_class_folder_is_refused(odd_class, capsys):
 
 def test_a_strict_ascii_terminal_gets_no_traceback(odd_class, tmp_path):
     env = {**os.environ, "PYTHONIOENCODING": "ascii:strict"}
-    done = subprocess.run([sys.executable, "-m", "helpers", "check", str(odd_class), "--out", str(tmp_path / "out")],
-                          cwd=ROOT, env=env, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "check", str(odd_class), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr.decode("ascii", "replace")
     assert b"Traceback" not in done.stderr
     assert b"=evil\\u202e" in done.stdout and b"not a student edition" in done.stdout

@@ -50,11 +50,18 @@ class Payload:
 
 # --- round trip ----------------------------------------------------------------------------------
 
+
 def test_round_trip_restores_model_optimizer_and_extra_fields(tmp_path):
     model, optimizer = trained()
     rng_state = torch.get_rng_state()
-    path = save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, epoch=3, rng_state=rng_state,
-                           metrics={"test_accuracy": [0.5, 0.75], "note": "ok"})
+    path = save_checkpoint(
+        tmp_path / "ckpt.pt",
+        model,
+        optimizer,
+        epoch=3,
+        rng_state=rng_state,
+        metrics={"test_accuracy": [0.5, 0.75], "note": "ok"},
+    )
     assert path == tmp_path / "ckpt.pt"
     fresh_model = small_model(seed=1)
     fresh_optimizer = torch.optim.Adam(fresh_model.parameters(), lr=0.01)
@@ -90,6 +97,7 @@ def test_saving_again_replaces_the_file_and_leaves_nothing_else(tmp_path):
 
 # --- atomic saving -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
 def test_an_interrupted_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file(tmp_path, monkeypatch, error):
     path = tmp_path / "ckpt.pt"
@@ -119,6 +127,7 @@ def test_saving_into_a_missing_folder_says_so(tmp_path):
 
 
 # --- unsafe files --------------------------------------------------------------------------------
+
 
 def test_the_payload_really_runs_code_when_unpickled(tmp_path):
     """Control for the next test: plain pickle.loads runs the payload and creates the marker."""
@@ -158,6 +167,7 @@ def test_a_whole_model_pickle_is_refused(tmp_path):
 
 # --- wrong or damaged files ----------------------------------------------------------------------
 
+
 def test_a_checkpoint_of_another_architecture_names_the_keys(tmp_path):
     path = save_checkpoint(tmp_path / "ckpt.pt", small_model())
     other = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -172,8 +182,11 @@ def test_a_checkpoint_of_another_architecture_names_the_keys(tmp_path):
 
     renamed = nn.Sequential()
     renamed.add_module("first", nn.Linear(4, 8))
-    with pytest.raises(CheckpointError, match=r"missing keys: \['first.weight', 'first.bias'\]; "
-                                              r"unexpected keys: \['0.weight', '0.bias', '2.weight', '2.bias'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing keys: \['first.weight', 'first.bias'\]; "
+        r"unexpected keys: \['0.weight', '0.bias', '2.weight', '2.bias'\]",
+    ):
         load_checkpoint(path, renamed)
 
 
@@ -195,10 +208,13 @@ def test_a_missing_file_raises_file_not_found(tmp_path):
 def test_a_damaged_file_says_it_is_damaged(tmp_path, damage):
     path = save_checkpoint(tmp_path / "ckpt.pt", small_model())
     data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 2], "empty": b"",
-                      "garbage": b"this is not a checkpoint at all"}[damage])
-    with pytest.raises(CheckpointError, match="ckpt.pt is damaged or is not a PyTorch checkpoint .*"
-                                              "copy it again or use an older checkpoint"):
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"this is not a checkpoint at all"}[damage]
+    )
+    with pytest.raises(
+        CheckpointError,
+        match="ckpt.pt is damaged or is not a PyTorch checkpoint .*copy it again or use an older checkpoint",
+    ):
         load_checkpoint(path, small_model())
 
 
@@ -211,19 +227,27 @@ def test_a_file_without_a_model_state_dict_is_not_taken_for_a_checkpoint(tmp_pat
 
 # --- nothing changes when a load fails -----------------------------------------------------------
 
+
 def optimizer_snapshot(optimizer: torch.optim.Optimizer) -> dict:
     state = optimizer.state_dict()
-    return {"groups": state["param_groups"],
-            "state": {k: {n: v.clone() if isinstance(v, torch.Tensor) else v for n, v in s.items()}
-                      for k, s in state["state"].items()}}
+    return {
+        "groups": state["param_groups"],
+        "state": {
+            k: {n: v.clone() if isinstance(v, torch.Tensor) else v for n, v in s.items()}
+            for k, s in state["state"].items()
+        },
+    }
 
 
 def same_optimizer(optimizer: torch.optim.Optimizer, snapshot: dict) -> bool:
     state = optimizer.state_dict()
     if state["param_groups"] != snapshot["groups"] or state["state"].keys() != snapshot["state"].keys():
         return False
-    return all(torch.equal(v, snapshot["state"][k][n]) if isinstance(v, torch.Tensor) else v == snapshot["state"][k][n]
-               for k, s in state["state"].items() for n, v in s.items())
+    return all(
+        torch.equal(v, snapshot["state"][k][n]) if isinstance(v, torch.Tensor) else v == snapshot["state"][k][n]
+        for k, s in state["state"].items()
+        for n, v in s.items()
+    )
 
 
 def tampered(tmp_path, change) -> "Path":
@@ -236,29 +260,44 @@ def tampered(tmp_path, change) -> "Path":
     return path
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["model"].__setitem__("2.bias", "not a tensor"), "2.bias holds a str, not a tensor"),
-    (lambda c: c["model"].__setitem__("2.weight", {"nested": torch.zeros(3, 8)}), "2.weight holds a dict, not a tensor"),
-    (lambda c: c["model"].__setitem__("0.bias", torch.zeros(8, dtype=torch.int64)), "0.bias holds a torch.int64"),
-    (lambda c: c["model"].__setitem__("2.bias", torch.zeros(3, dtype=torch.complex64)), "2.bias holds a torch.complex64"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["model"].__setitem__("2.bias", "not a tensor"), "2.bias holds a str, not a tensor"),
+        (
+            lambda c: c["model"].__setitem__("2.weight", {"nested": torch.zeros(3, 8)}),
+            "2.weight holds a dict, not a tensor",
+        ),
+        (lambda c: c["model"].__setitem__("0.bias", torch.zeros(8, dtype=torch.int64)), "0.bias holds a torch.int64"),
+        (
+            lambda c: c["model"].__setitem__("2.bias", torch.zeros(3, dtype=torch.complex64)),
+            "2.bias holds a torch.complex64",
+        ),
+    ],
+)
 def test_a_bad_model_entry_leaves_model_and_optimizer_exactly_as_they_were(tmp_path, change, message):
     path = tampered(tmp_path, change)
     model, optimizer = trained(seed=9)  # an optimizer with state of its own, which must survive
     weights, state = {k: v.clone() for k, v in model.state_dict().items()}, optimizer_snapshot(optimizer)
-    with pytest.raises(CheckpointError, match=f"ckpt.pt cannot be loaded into this model: {re.escape(message)}.*"
-                                              "use an intact copy or an older checkpoint"):
+    with pytest.raises(
+        CheckpointError,
+        match=f"ckpt.pt cannot be loaded into this model: {re.escape(message)}.*"
+        "use an intact copy or an older checkpoint",
+    ):
         load_checkpoint(path, model, optimizer)
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     assert same_optimizer(optimizer, state)
 
 
-@pytest.mark.parametrize("change", [
-    lambda c: c["optimizer"]["state"][0].__setitem__("exp_avg", "not a tensor"),
-    lambda c: c["optimizer"].__setitem__("state", "not a dict"),
-    lambda c: c.__setitem__("optimizer", "not an optimizer state"),
-    lambda c: c["optimizer"]["param_groups"][0].__setitem__("params", [0, 1, 2, 3, 4, 5, 6]),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["optimizer"]["state"][0].__setitem__("exp_avg", "not a tensor"),
+        lambda c: c["optimizer"].__setitem__("state", "not a dict"),
+        lambda c: c.__setitem__("optimizer", "not an optimizer state"),
+        lambda c: c["optimizer"]["param_groups"][0].__setitem__("params", [0, 1, 2, 3, 4, 5, 6]),
+    ],
+)
 def test_a_bad_optimizer_state_leaves_model_and_optimizer_exactly_as_they_were(tmp_path, change):
     path = tampered(tmp_path, change)
     model, optimizer = trained(seed=9)
@@ -278,15 +317,39 @@ def test_a_folder_is_not_a_checkpoint(tmp_path):
 
 # --- extra fields: refused at save time exactly when load would refuse them -------------------------
 
+
 class Custom:
     pass
 
 
-REFUSED_EXTRA = [Path("runs/ckpt.pt"), Custom(), np.array([1.0]), np.float64(0.5), collections.defaultdict(int),
-                 {"nested": [1, {"deep": Path("x")}]}, frozenset({1}), range(3)]
-ACCEPTED_EXTRA = [None, True, 3, 0.5, float("nan"), 1 + 2j, "text", b"bytes", (1, "a"), [1, [2.5]], {1, 2},
-                  {1: "int key", (1, 2): "tuple key", None: 0}, collections.OrderedDict(a=1), torch.Size([2, 3]),
-                  torch.float16, torch.device("cpu")]
+REFUSED_EXTRA = [
+    Path("runs/ckpt.pt"),
+    Custom(),
+    np.array([1.0]),
+    np.float64(0.5),
+    collections.defaultdict(int),
+    {"nested": [1, {"deep": Path("x")}]},
+    frozenset({1}),
+    range(3),
+]
+ACCEPTED_EXTRA = [
+    None,
+    True,
+    3,
+    0.5,
+    float("nan"),
+    1 + 2j,
+    "text",
+    b"bytes",
+    (1, "a"),
+    [1, [2.5]],
+    {1, 2},
+    {1: "int key", (1, 2): "tuple key", None: 0},
+    collections.OrderedDict(a=1),
+    torch.Size([2, 3]),
+    torch.float16,
+    torch.device("cpu"),
+]
 
 
 @pytest.mark.parametrize("value", REFUSED_EXTRA, ids=lambda v: type(v).__name__)
@@ -320,6 +383,7 @@ def test_a_cyclic_extra_value_is_refused(tmp_path):
 
 # --- damaged, not unsafe --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_bytes_are_reported_as_damaged_not_unsafe(tmp_path, seed):
     path = tmp_path / "ckpt.pt"
@@ -340,6 +404,7 @@ def test_a_malicious_pickle_of_any_protocol_is_still_called_unsafe(tmp_path, pro
 
 
 # --- a full disk ----------------------------------------------------------------------------------
+
 
 class FullDisk(io.RawIOBase):
     """A file that takes ``room`` bytes and then fails as a full disk does."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from local_jupyter import local_jupyter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
@@ -27,7 +28,6 @@ from helpers.commands.classroom import (
     write_student_edition,
 )
 from helpers.commands.runner import NOTEBOOKS_DIR, list_notebooks
-from local_jupyter import local_jupyter
 
 SOLUTION = """# 提示: 先在 CPU 上生成, 再搬到 device
 secret_total = 784 * 20 + 20  # the answer itself
@@ -45,7 +45,9 @@ def png_bytes(color: str = "red") -> bytes:
 
 def lesson(number: int, name: str, title: str, summary: str, solution: str = SOLUTION) -> nbformat.NotebookNode:
     """A small notebook shaped like the series' ones, with a stored figure and a solution cell."""
-    figure = new_output("display_data", data={"image/png": base64.b64encode(png_bytes()).decode(), "text/plain": "<Figure>"})
+    figure = new_output(
+        "display_data", data={"image/png": base64.b64encode(png_bytes()).decode(), "text/plain": "<Figure>"}
+    )
     printed = new_output("stream", name="stdout", text="形状 shape: [3, 784]\n")
     cells = [
         new_markdown_cell(
@@ -64,10 +66,15 @@ def lesson(number: int, name: str, title: str, summary: str, solution: str = SOL
         new_code_cell("plt.show()", id="c05", execution_count=2, outputs=[figure]),
         new_markdown_cell("## 练习 Exercises\n\n**练习 1.** 数一数参数。", id="md06"),
         new_code_cell(
-            solution, id="c07", execution_count=3, metadata={"tags": [SOLUTION_TAG]},
+            solution,
+            id="c07",
+            execution_count=3,
+            metadata={"tags": [SOLUTION_TAG]},
             outputs=[new_output("stream", name="stdout", text="15700\n")],
         ),
-        new_markdown_cell("## 延伸阅读 Further reading\n\n- [docs](https://pytorch.org/docs/stable/nn.html)", id="md08"),
+        new_markdown_cell(
+            "## 延伸阅读 Further reading\n\n- [docs](https://pytorch.org/docs/stable/nn.html)", id="md08"
+        ),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
@@ -94,9 +101,9 @@ def meant_for_the_student(solution: str) -> set[str]:
     """The hint lines and the check below the check marker, found without asking the code under test."""
     lines = [line.strip() for line in solution.splitlines()]
     markers = [i for i, line in enumerate(lines) if line.lower().rstrip(":：") in ("# 检查 check", "# 检查", "# check")]
-    check = set(lines[markers[0] + 1:]) if markers else set()
+    check = set(lines[markers[0] + 1 :]) if markers else set()
     hints, in_hint = set(), False
-    for line in lines[:markers[0]] if markers else lines:  # a hint line and the comment lines that continue it
+    for line in lines[: markers[0]] if markers else lines:  # a hint line and the comment lines that continue it
         in_hint = bool(re.match(r"#\s*(提示|hint)", line, re.IGNORECASE)) or (in_hint and line.startswith("#"))
         if in_hint:
             hints.add(line)
@@ -148,7 +155,9 @@ def test_exercise_source_keeps_the_hint_and_the_check_only():
 
 
 def test_a_hint_keeps_the_comment_lines_that_continue_it():
-    text = exercise_source("# 提示：先把层放进列表，\n#   再用 nn.Sequential 串起来\nlayers = []\n# not a hint\nx = 1\n")
+    text = exercise_source(
+        "# 提示：先把层放进列表，\n#   再用 nn.Sequential 串起来\nlayers = []\n# not a hint\nx = 1\n"
+    )
     assert "#   再用 nn.Sequential 串起来" in text and "先把层放进列表" in text
     assert "not a hint" not in text and "layers = []" not in text
 
@@ -169,10 +178,17 @@ def test_student_notebook_empties_written_answers_and_keeps_checks():
     source = lesson(3, "x", "标题 Title", "一句话。", solution="total = 784 * 20 + 20")
     source.cells[6].metadata["tags"] = [SOLUTION_TAG, "exercise-1"]
     source.cells[7:7] = [
-        new_code_cell('assert total > 0\nprint("练习 1 通过 passed")', id="chk1", metadata={"tags": ["check", "exercise-1"]},
-                      execution_count=7, outputs=[new_output("stream", name="stdout", text="练习 1 通过 passed\n")]),
+        new_code_cell(
+            'assert total > 0\nprint("练习 1 通过 passed")',
+            id="chk1",
+            metadata={"tags": ["check", "exercise-1"]},
+            execution_count=7,
+            outputs=[new_output("stream", name="stdout", text="练习 1 通过 passed\n")],
+        ),
         new_markdown_cell("**练习 2.** 解释一下。", id="md2"),
-        new_markdown_cell("参考答案：因为 secret_reason。", id="ans2", metadata={"tags": [SOLUTION_TAG, "exercise-2", "written"]}),
+        new_markdown_cell(
+            "参考答案：因为 secret_reason。", id="ans2", metadata={"tags": [SOLUTION_TAG, "exercise-2", "written"]}
+        ),
     ]
     student = student_notebook(source, lesson="03")
     assert_no_solution(student, source)
@@ -182,7 +198,10 @@ def test_student_notebook_empties_written_answers_and_keeps_checks():
     check = student.cells[7]  # the check cell: the same code, without the reference solution's "passed"
     assert check.source == source.cells[7].source and check.metadata == source.cells[7].metadata
     assert check.outputs == [] and check.execution_count is None and source.cells[7].outputs
-    assert student.cells[9].source == classroom.WRITTEN_ANSWER and student.cells[9].metadata["tags"] == ["exercise-2", "written"]
+    assert student.cells[9].source == classroom.WRITTEN_ANSWER and student.cells[9].metadata["tags"] == [
+        "exercise-2",
+        "written",
+    ]
     assert "secret_reason" not in nbformat.writes(student)
     assert "secret_reason" not in nbformat.writes(classroom.without_solutions(source))  # hidden in handouts too
 
@@ -331,7 +350,9 @@ def test_handouts_of_the_series(series_handouts):
         assert not re.search(r"<script[^>]*\bsrc=|<link\b|@import", page), f"{path.name} loads something"
         figures = sum(
             "image/png" in o.get("data", {})
-            for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.outputs
+            for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "code"
+            for o in c.outputs
         )
         assert page.count('src="data:image/png;base64,') >= figures
         assert not re.search(r'href="(?!https?:)[^"]*\.ipynb', page), f"{path.name} links to a notebook file"
@@ -376,17 +397,24 @@ def hostile_series(tmp_path: Path, name: str = "01_hostile.ipynb") -> Path:
     (folder / "pic.svg").write_text(EVIL_SVG)
     (folder / "figure.png").write_bytes(png_bytes("blue"))
     outputs = [
-        new_output("display_data", data={"text/html": '<script>alert(14)</script><b onmouseover="alert(15)">bold</b>'
-                                                      '<img src="https://evil.example/e.png">'}),
+        new_output(
+            "display_data",
+            data={
+                "text/html": '<script>alert(14)</script><b onmouseover="alert(15)">bold</b>'
+                '<img src="https://evil.example/e.png">'
+            },
+        ),
         new_output("display_data", data={"application/javascript": "alert(16)", "text/plain": "<js>"}),
         new_output("display_data", data={"image/svg+xml": EVIL_SVG}),
         new_output("execute_result", execution_count=1, data={"text/markdown": "[click](javascript:alert(17))"}),
         new_output("display_data", data={"image/png": 'AAAA" onerror="alert(18)'}),
     ]
-    nb = new_notebook(cells=[
-        new_markdown_cell(HOSTILE_MARKDOWN, id="md1"),
-        new_code_cell("show()", id="c1", execution_count=1, outputs=outputs),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(HOSTILE_MARKDOWN, id="md1"),
+            new_code_cell("show()", id="c1", execution_count=1, outputs=outputs),
+        ]
+    )
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}}
     nbformat.write(nb, folder / name)
     return folder
@@ -398,8 +426,20 @@ def assert_inert(page: str) -> None:
     assert not re.search(r"<[^>]*alert\(", page), "code in a tag"  # as visible, escaped text it is harmless
     assert "pwned" not in lowered
     assert "evil.example" not in page
-    for tag in ("<script", "<iframe", "<object", "<embed", "<link", "<form", "<base", "<svg", "<meta http-equiv",
-                "<input>", "<input name", "<button"):
+    for tag in (
+        "<script",
+        "<iframe",
+        "<object",
+        "<embed",
+        "<link",
+        "<form",
+        "<base",
+        "<svg",
+        "<meta http-equiv",
+        "<input>",
+        "<input name",
+        "<button",
+    ):
         assert tag not in lowered, tag
     assert not re.search(r"\son\w+\s*=", page), "an event attribute survived"
     assert not re.search(r"(href|src)\s*=\s*[\"']?\s*(javascript|data:text)", lowered)
@@ -438,8 +478,19 @@ def test_a_notebook_file_name_is_escaped_in_the_index(tmp_path):
     assert (tmp_path / "html" / name.replace(".ipynb", ".html")).is_file()
 
 
-@pytest.mark.parametrize("src", ["leak.png", "leak2.png", "fake.png", "../outside.png", "/etc/passwd",
-                                 "figure.png/../../private/secret.txt", "nul\0.png", "https://x/y.png"])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "leak.png",
+        "leak2.png",
+        "fake.png",
+        "../outside.png",
+        "/etc/passwd",
+        "figure.png/../../private/secret.txt",
+        "nul\0.png",
+        "https://x/y.png",
+    ],
+)
 def test_only_images_inside_the_folder_are_embedded(tmp_path, src):
     folder = hostile_series(tmp_path)
     assert classroom.image_data_uri(src, str(folder)) is None
@@ -452,8 +503,12 @@ def test_html_and_student_refuse_every_spelling_of_the_source_folder(series, tmp
     link.symlink_to(series)
     (tmp_path / "a_file").write_text("not a folder")
     for main in (html_main, student_main):
-        for out, message in ((link, "inside the source folder"), (series / ".." / series.name, "inside the source folder"),
-                             (tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "sub", "is a file")):
+        for out, message in (
+            (link, "inside the source folder"),
+            (series / ".." / series.name, "inside the source folder"),
+            (tmp_path / "a_file", "is a file"),
+            (tmp_path / "a_file" / "sub", "is a file"),
+        ):
             before = snapshot(series)
             assert main(["--out", str(out), "--notebooks", str(series)]) == 2
             err = capsys.readouterr().err

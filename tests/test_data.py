@@ -160,8 +160,11 @@ def test_a_damaged_file_and_a_damaged_gz_say_so(tmp_path, monkeypatch):
     gz = raw / (LABELS + ".gz")
     gz.write_bytes(gz.read_bytes()[:-100])  # cut short
     before = (raw / LABELS).read_bytes()
-    with pytest.raises(DatasetDamagedError, match=rf"{LABELS} is damaged .* cannot be restored: .*{LABELS}.gz is "
-                                                  rf"damaged too .*Delete {LABELS}.gz and run again"):
+    with pytest.raises(
+        DatasetDamagedError,
+        match=rf"{LABELS} is damaged .* cannot be restored: .*{LABELS}.gz is "
+        rf"damaged too .*Delete {LABELS}.gz and run again",
+    ):
         fashion_mnist(root, train=False)
     assert (raw / LABELS).read_bytes() == before and not list(raw.glob(".*.tmp"))
 
@@ -177,8 +180,11 @@ def test_a_damaged_file_in_a_read_only_folder_says_read_only(tmp_path, monkeypat
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
-    with pytest.raises(DatasetDamagedError, match=rf"{LABELS} is damaged .* cannot be restored from {LABELS}.gz: "
-                                                  r"the folder .* is read-only\. Make it writable"):
+    with pytest.raises(
+        DatasetDamagedError,
+        match=rf"{LABELS} is damaged .* cannot be restored from {LABELS}.gz: "
+        r"the folder .* is read-only\. Make it writable",
+    ):
         fashion_mnist(root, train=False)
 
 
@@ -197,12 +203,15 @@ def test_a_label_out_of_range_is_noticed_in_any_dataset(tmp_path, monkeypatch):
         fashion_mnist(root, train=False)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda b: b[:-28], "it has 21940 bytes where its header promises 21968"),
-    (lambda b: b + b"\0", "it has 21969 bytes where its header promises 21968"),
-    (lambda b: b"\0\0\x08\x01" + b[4:], "it does not start like an IDX image file"),
-    (lambda b: b[:8] + (14).to_bytes(4, "big") + b[12:], "its images are 14x28 pixels, not 28x28"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[:-28], "it has 21940 bytes where its header promises 21968"),
+        (lambda b: b + b"\0", "it has 21969 bytes where its header promises 21968"),
+        (lambda b: b"\0\0\x08\x01" + b[4:], "it does not start like an IDX image file"),
+        (lambda b: b[:8] + (14).to_bytes(4, "big") + b[12:], "its images are 14x28 pixels, not 28x28"),
+    ],
+)
 def test_a_malformed_image_file_is_named(tmp_path, monkeypatch, damage, message):
     _offline(monkeypatch)
     root = write_fake_fashion_mnist(tmp_path, n_test=28)
@@ -250,8 +259,11 @@ def test_a_damaged_gz_is_called_damaged_not_missing(tmp_path, monkeypatch):
 def test_checked_files_are_not_read_again_while_unchanged(tmp_path, monkeypatch):
     root = write_fake_fashion_mnist(tmp_path)
     created = []
-    monkeypatch.setattr(data._Checker, "__init__", lambda self, name, real=data._Checker.__init__: (
-        created.append(name), real(self, name))[1])
+    monkeypatch.setattr(
+        data._Checker,
+        "__init__",
+        lambda self, name, real=data._Checker.__init__: (created.append(name), real(self, name))[1],
+    )
     fashion_mnist(root, train=True)
     fashion_mnist(root, train=True)
     assert sorted(created) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
@@ -278,6 +290,7 @@ def test_the_official_checksums_match_the_files_torchvision_verifies():
 
 
 # --- nothing new remains when the data cannot be had --------------------------------------------------
+
 
 def test_a_wrong_relative_root_leaves_no_empty_folders(tmp_path, monkeypatch):
     _offline(monkeypatch)

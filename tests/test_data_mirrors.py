@@ -57,7 +57,7 @@ class Mirror:
                 length = len(body)
                 if mirror.kind == "corrupt":
                     i = len(body) // 2
-                    body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
+                    body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1 :]
                 elif mirror.kind == "truncated":  # promises the whole file, sends half, hangs up
                     body = body[: len(body) // 2]
                 elif mirror.kind == "short":  # an honest header for a file that is too short
@@ -123,11 +123,14 @@ def test_load_tensors_takes_a_mirror_parameter(tmp_path, mirrors):
     assert X.shape == (48, 1, 28, 28) and y.shape == (48,)
 
 
-@pytest.mark.parametrize("bad, why", [
-    ("corrupt", "SHA-256 differs"),
-    ("truncated", "truncated"),
-    ("short", "truncated: "),
-])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("corrupt", "SHA-256 differs"),
+        ("truncated", "truncated"),
+        ("short", "truncated: "),
+    ],
+)
 def test_a_bad_mirror_is_named_and_the_next_one_is_used(tmp_path, mirrors, bad, why):
     reports = []
     raw = tmp_path / "raw"
@@ -156,8 +159,10 @@ def test_only_bad_mirrors_fail_with_every_source_named_and_nothing_left(tmp_path
     lines = [line for line in message.splitlines() if line.startswith("  - http")]
     # official first, then the mirror= parameter, then $HELPERS_DATA_MIRROR in its order
     assert [line.split(": ")[0] for line in lines] == [
-        f"  - {data.OFFICIAL_SOURCES[0]}{name}", f"  - {mirrors['truncated']}{name}",
-        f"  - {mirrors['corrupt']}{name}", f"  - {down}{name}",
+        f"  - {data.OFFICIAL_SOURCES[0]}{name}",
+        f"  - {mirrors['truncated']}{name}",
+        f"  - {mirrors['corrupt']}{name}",
+        f"  - {down}{name}",
     ]
     assert "Connection refused" in lines[0] and "truncated" in lines[1]
     assert "SHA-256" in lines[2] and "Connection refused" in lines[3]
@@ -200,7 +205,8 @@ def test_a_missing_file_on_one_mirror_is_taken_from_the_next(tmp_path, fake):
         got = data.download_raw(raw, sources=[partial.url, full.url])
         assert got["t10k-images-idx3-ubyte.gz"] == full.url + "t10k-images-idx3-ubyte.gz"
         assert {v for k, v in got.items() if k != "t10k-images-idx3-ubyte.gz"} == {
-            partial.url + k for k in fake if k != "t10k-images-idx3-ubyte.gz"}
+            partial.url + k for k in fake if k != "t10k-images-idx3-ubyte.gz"
+        }
     finally:
         partial.close()
         full.close()
@@ -220,28 +226,37 @@ def test_verified_files_stay_when_a_later_one_fails(tmp_path, fake):
 
 # --- mirror URLs --------------------------------------------------------------------------------------
 
+
 def test_mirror_lists_are_split_on_spaces_and_commas(monkeypatch):
     monkeypatch.setattr(data, "OFFICIAL_SOURCES", ("http://official.example/",))
     monkeypatch.setenv(data.MIRROR_ENV, " http://a.example/x ,http://b.example:8000/\n")
     assert data.all_sources("https://c.example/y/") == [
-        "http://official.example/", "https://c.example/y/", "http://a.example/x/", "http://b.example:8000/",
+        "http://official.example/",
+        "https://c.example/y/",
+        "http://a.example/x/",
+        "http://b.example:8000/",
     ]
     assert data.all_sources(["http://a.example/x", "http://d.example"], official=False) == [
-        "http://a.example/x/", "http://d.example/", "http://b.example:8000/",
+        "http://a.example/x/",
+        "http://d.example/",
+        "http://b.example:8000/",
     ]
     monkeypatch.delenv(data.MIRROR_ENV)
     with pytest.raises(ValueError, match="no source"):
         data.all_sources(official=False)
 
 
-@pytest.mark.parametrize("url, match", [
-    ("file:///etc/", "not an http"),
-    ("ftp://example.org/", "not an http"),
-    ("example.org/data", "not an http"),
-    ("http://:80/", "not an http"),
-    ("http://example.org/?x=1", "query"),
-    ("http://example.org:99999/", "not a valid URL"),
-])
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        ("file:///etc/", "not an http"),
+        ("ftp://example.org/", "not an http"),
+        ("example.org/data", "not an http"),
+        ("http://:80/", "not an http"),
+        ("http://example.org/?x=1", "query"),
+        ("http://example.org:99999/", "not a valid URL"),
+    ],
+)
 def test_malformed_mirrors_are_refused(url, match):
     with pytest.raises(ValueError, match=match):
         data.check_mirror(url)
@@ -257,6 +272,7 @@ def test_a_mirror_with_a_password_is_refused_without_repeating_it(tmp_path, monk
 
 
 # --- python -m helpers data -----------------------------------------------------------------------------
+
 
 def test_data_command_downloads_verifies_and_says_where(tmp_path, mirrors, capsys):
     root = tmp_path / "data"
@@ -280,8 +296,12 @@ def test_data_check_names_the_wrong_file(tmp_path, fake, capsys):
     assert data_command.main(["--root", str(tmp_path), "--check"]) == 1
     out, err = capsys.readouterr()
     lines = {line.split()[1].rsplit("/", 1)[-1].rstrip(":"): line.split()[0] for line in out.splitlines()[1:] if line}
-    assert lines == {"train-images-idx3-ubyte.gz": "ok", "train-labels-idx1-ubyte.gz": "WRONG",
-                     "t10k-images-idx3-ubyte.gz": "ok", "t10k-labels-idx1-ubyte.gz": "WRONG"}
+    assert lines == {
+        "train-images-idx3-ubyte.gz": "ok",
+        "train-labels-idx1-ubyte.gz": "WRONG",
+        "t10k-images-idx3-ubyte.gz": "ok",
+        "t10k-labels-idx1-ubyte.gz": "WRONG",
+    }
     assert "t10k-labels-idx1-ubyte.gz: its SHA-256 differs" in out and "train-labels-idx1-ubyte.gz: missing" in out
     assert "t10k-labels-idx1-ubyte.gz, train-labels" in err or "train-labels-idx1-ubyte.gz, t10k-labels" in err
     # a download does not overwrite a wrong file the user put there; it names it instead
@@ -289,13 +309,16 @@ def test_data_check_names_the_wrong_file(tmp_path, fake, capsys):
     assert "t10k-labels-idx1-ubyte.gz: its SHA-256 differs" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [
-    ["--mirror", "file:///etc/"],
-    ["--check", "--serve"],
-    ["--port", "8001"],
-    ["--serve", "--port", "70000"],
-    ["--no-official"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--mirror", "file:///etc/"],
+        ["--check", "--serve"],
+        ["--port", "8001"],
+        ["--serve", "--port", "70000"],
+        ["--no-official"],
+    ],
+)
 def test_data_usage_errors_exit_2(tmp_path, fake, argv):
     try:
         code = data_command.main(["--root", str(tmp_path / "data"), *argv])
@@ -319,9 +342,15 @@ def test_the_server_serves_only_the_four_files(tmp_path, fake):
     try:
         for name, body in fake.items():
             assert urllib.request.urlopen(f"{base}/{name}", timeout=5).read() == body
-        for path in ["/secret.txt", "/../FashionMNIST/raw/secret.txt", "/%2e%2e/raw/train-images-idx3-ubyte.gz",
-                     "/FashionMNIST/raw/train-images-idx3-ubyte.gz", "/raw/", "//etc/passwd",
-                     "/train-images-idx3-ubyte"]:
+        for path in [
+            "/secret.txt",
+            "/../FashionMNIST/raw/secret.txt",
+            "/%2e%2e/raw/train-images-idx3-ubyte.gz",
+            "/FashionMNIST/raw/train-images-idx3-ubyte.gz",
+            "/raw/",
+            "//etc/passwd",
+            "/train-images-idx3-ubyte",
+        ]:
             with pytest.raises(urllib.error.HTTPError) as info:
                 urllib.request.urlopen(base + path, timeout=5)
             assert info.value.code == 404, path
@@ -352,9 +381,24 @@ def test_data_serve_feeds_another_machine(tmp_path):
     env = dict(os.environ)
     env.pop(data.MIRROR_ENV, None)
     teacher = subprocess.Popen(
-        [sys.executable, "-m", "helpers", "data", "--serve", "--root", str(DATA_ROOT), "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "helpers",
+            "data",
+            "--serve",
+            "--root",
+            str(DATA_ROOT),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         lines = [teacher.stdout.readline() for _ in range(4)]  # printed once the port is open
@@ -364,7 +408,11 @@ def test_data_serve_feeds_another_machine(tmp_path):
         assert lines[3].strip() == f"python -m helpers data --no-official --mirror {url}"
         student = subprocess.run(
             [sys.executable, "-m", "helpers", "data", "--no-official", "--mirror", url, "--root", str(tmp_path / "d")],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert student.returncode == 0, student.stderr
         raw = tmp_path / "d" / "FashionMNIST" / "raw"

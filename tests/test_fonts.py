@@ -6,8 +6,8 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
-from matplotlib import font_manager
 import pytest
+from matplotlib import font_manager
 
 import helpers  # noqa: F401  (sets the font)
 from helpers.fonts import FONT_NAME, cjk_font_path, use_chinese_font
@@ -52,17 +52,27 @@ print(matplotlib_before_helpers, type(sys.meta_path[0]).__name__)
 """
 
 
-@pytest.mark.parametrize("imports", [
-    "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport matplotlib.pyplot as plt",
-    "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nfrom matplotlib import pyplot as plt",
-    "import matplotlib\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport helpers\n"
-    "import matplotlib.pyplot as plt",
-], ids=["helpers-then-pyplot", "helpers-then-from-matplotlib", "matplotlib-then-helpers"])
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport matplotlib.pyplot as plt",
+        "import helpers\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nfrom matplotlib import pyplot as plt",
+        "import matplotlib\nmatplotlib_before_helpers = 'matplotlib' in sys.modules\nimport helpers\n"
+        "import matplotlib.pyplot as plt",
+    ],
+    ids=["helpers-then-pyplot", "helpers-then-from-matplotlib", "matplotlib-then-helpers"],
+)
 def test_a_fresh_process_draws_with_the_cjk_font(imports):
     code = FRESH_FIGURE.format(imports=imports)
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no missing-glyph or other warnings
     font, line = result.stdout.splitlines()

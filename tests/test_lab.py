@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,8 +36,10 @@ def live() -> dict:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     spec = KernelSpecManager().get_kernel_spec("python3")
-    return {"kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": "python3"},
-            "language_info": language_info}
+    return {
+        "kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": "python3"},
+        "language_info": language_info,
+    }
 
 
 def test_kernel_metadata_is_what_the_kernel_reports(live):
@@ -57,8 +59,10 @@ def test_every_lesson_stores_the_metadata_the_kernel_reports(path, live):
     info = {k: v for k, v in live["language_info"].items() if k != "version"}
     assert {k: v for k, v in stored["language_info"].items() if k != "version"} == info, fix
     if stored["language_info"].get("version") != live["language_info"]["version"]:
-        pytest.skip(f"{path.name} was stored with Python {stored['language_info'].get('version')}, this kernel is "
-                    f"Python {live['language_info']['version']}: JupyterLab updates that one field on opening")
+        pytest.skip(
+            f"{path.name} was stored with Python {stored['language_info'].get('version')}, this kernel is "
+            f"Python {live['language_info']['version']}: JupyterLab updates that one field on opening"
+        )
 
 
 def test_applying_the_metadata_changes_nothing_else(tmp_path, live):
@@ -92,13 +96,16 @@ def test_refresh_metadata_only_runs_no_cell(tmp_path, live, capsys):
 
 def test_clean_metadata_keeps_tags_and_writes_the_kernel_metadata(live):
     nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 1.0}, **STALE})
-    cell = nbformat.v4.new_code_cell("1", metadata={"tags": ["parameters"], "execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}})
+    cell = nbformat.v4.new_code_cell(
+        "1", metadata={"tags": ["parameters"], "execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}}
+    )
     nb.cells = [cell]
     cleaned = runner._clean_metadata(nb)
     assert cleaned.metadata == live and cleaned.cells[0].metadata == {"tags": ["parameters"]}
 
 
 # --- python -m helpers lab -------------------------------------------------------------------------------
+
 
 def test_the_project_settings_turn_the_news_prompt_off_and_match_the_schema():
     overrides = json.loads((lab.SETTINGS_DIR / "overrides.json").read_text(encoding="utf-8"))

@@ -13,10 +13,16 @@ from helpers.model import NeuralNetwork as ModelClass
 def test_structure_and_print():
     model = NeuralNetwork()
     text = str(model)
-    assert text.startswith("NeuralNetwork(\n  (flatten): Flatten(start_dim=1, end_dim=-1)\n  (linear_relu_stack): Sequential(")
+    assert text.startswith(
+        "NeuralNetwork(\n  (flatten): Flatten(start_dim=1, end_dim=-1)\n  (linear_relu_stack): Sequential("
+    )
     layers = list(model.linear_relu_stack)
     assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
-    assert [(m.in_features, m.out_features) for m in layers if isinstance(m, nn.Linear)] == [(784, 512), (512, 512), (512, 10)]
+    assert [(m.in_features, m.out_features) for m in layers if isinstance(m, nn.Linear)] == [
+        (784, 512),
+        (512, 512),
+        (512, 10),
+    ]
 
 
 def test_logits_can_be_negative():

@@ -4,9 +4,8 @@ Slow (each mutation re-runs a notebook up to its first differing cell), so it ru
 ``pytest tests/test_mutations.py --mutations``; .ci/run does that.
 """
 
-import pytest
-
 import mutate
+import pytest
 
 MUTATIONS = mutate.load_mutations()
 

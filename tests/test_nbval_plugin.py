@@ -7,32 +7,45 @@ import sys
 
 import nbformat
 import pytest
+from nbval_plugin import (
+    NBVAL_KERNEL_ENV,
+    STAND_INS,
+    STANDIN_SITE,
+    numbers_close,
+    stand_in_settings,
+    tolerance_of,
+    tolerances_of,
+)
 
 from conftest import REPO_ROOT
 from helpers.commands import runner
-from nbval_plugin import (NBVAL_KERNEL_ENV, STAND_INS, STANDIN_SITE, numbers_close, stand_in_settings, tolerance_of,
-                          tolerances_of)
 
 
-@pytest.mark.parametrize("stored, fresh, rel", [
-    ("accuracy 85.2%, loss 0.4312", "accuracy 85.0%, loss 0.4320", 0.01),
-    ("loss 0.50", "loss 0.51", 0.0),  # one unit in the last printed digit
-    ("tensor([1.5e-03, 2.0e-03])", "tensor([1.5e-03, 2.0e-03])", 0.0),
-    ("x1 = 0.50 (epoch 3)", "x1 = 0.505 (epoch 3)", 0.02),
-])
+@pytest.mark.parametrize(
+    "stored, fresh, rel",
+    [
+        ("accuracy 85.2%, loss 0.4312", "accuracy 85.0%, loss 0.4320", 0.01),
+        ("loss 0.50", "loss 0.51", 0.0),  # one unit in the last printed digit
+        ("tensor([1.5e-03, 2.0e-03])", "tensor([1.5e-03, 2.0e-03])", 0.0),
+        ("x1 = 0.50 (epoch 3)", "x1 = 0.505 (epoch 3)", 0.02),
+    ],
+)
 def test_numbers_within_the_tolerance_match(stored, fresh, rel):
     assert numbers_close(stored, fresh, rel)
 
 
-@pytest.mark.parametrize("stored, fresh, rel", [
-    ("accuracy 85.2%", "accuracy 83.0%", 0.01),  # too far off
-    ("epoch 3", "epoch 4", 0.1),  # integers are exact
-    ("(58%)", "(59%)", 0.1),
-    ("x1 = 0.50", "x2 = 0.50", 0.5),  # a name is text, not a number
-    ("loss 0.5", "loss 0.5 nan", 0.5),  # one number more
-    ("loss 0.5", "loss nan", 0.5),
-    ("tensor([1., 1.])", "tensor([1.0000, 1.0000])", 0.1),  # the display flip is text
-])
+@pytest.mark.parametrize(
+    "stored, fresh, rel",
+    [
+        ("accuracy 85.2%", "accuracy 83.0%", 0.01),  # too far off
+        ("epoch 3", "epoch 4", 0.1),  # integers are exact
+        ("(58%)", "(59%)", 0.1),
+        ("x1 = 0.50", "x2 = 0.50", 0.5),  # a name is text, not a number
+        ("loss 0.5", "loss 0.5 nan", 0.5),  # one number more
+        ("loss 0.5", "loss nan", 0.5),
+        ("tensor([1., 1.])", "tensor([1.0000, 1.0000])", 0.1),  # the display flip is text
+    ],
+)
 def test_numbers_outside_the_tolerance_or_other_text_differ(stored, fresh, rel):
     assert not numbers_close(stored, fresh, rel)
 
@@ -51,23 +64,34 @@ def test_absolute_tolerance_tag():
     assert tolerances_of(["nbval-tolerance-abs=1.5"]) == (0.0, 1.5)
     assert tolerances_of(["nbval-tolerance-abs=1.5", "nbval-tolerance=0.01"]) == (0.01, 1.5)
     assert tolerance_of(["nbval-tolerance-abs=1.5"]) is None  # no relative tag
-    for bad in (["nbval-tolerance-abs=x"], ["nbval-tolerance-abs=-1"], ["nbval-tolerance-abs=nan"],
-                ["nbval-tolerance-abs=inf"], ["nbval-tolerance-abs=1", "nbval-tolerance-abs=2"],
-                ["nbval-tolerance-abs="], ["nbval-tolerance-ab=1"], ["nbval-tolerance:0.1"], ["nbval-tolerance"]):
+    for bad in (
+        ["nbval-tolerance-abs=x"],
+        ["nbval-tolerance-abs=-1"],
+        ["nbval-tolerance-abs=nan"],
+        ["nbval-tolerance-abs=inf"],
+        ["nbval-tolerance-abs=1", "nbval-tolerance-abs=2"],
+        ["nbval-tolerance-abs="],
+        ["nbval-tolerance-ab=1"],
+        ["nbval-tolerance:0.1"],
+        ["nbval-tolerance"],
+    ):
         with pytest.raises(ValueError):
             tolerances_of(bad)
 
 
-@pytest.mark.parametrize("stored, fresh, rel, absolute, close", [
-    ("占该类测试图片的 13.5%", "占该类测试图片的 12.4%", 0.0, 1.0, True),  # 1.1 <= 1.0 + 0.1
-    ("占该类测试图片的 13.5%", "占该类测试图片的 12.3%", 0.0, 1.0, False),
-    ("占该类测试图片的 13.5%", "占该类测试图片的 14.9%", 0.01, 1.2, True),  # 1.4 <= 0.135 + 1.2 + 0.1
-    ("占该类测试图片的 13.5%", "占该类测试图片的 14.9%", 0.0, 1.2, False),
-    ("loss 0.500", "loss 0.551", 0.0, 0.05, True),
-    ("loss 0.500", "loss 0.552", 0.0, 0.05, False),
-    ("epoch 3, 13.5%", "epoch 4, 13.5%", 0.1, 5.0, False),  # integers stay exact
-    ("13.5% 衬衫", "13.5% 外套", 0.1, 5.0, False),  # and so do words
-])
+@pytest.mark.parametrize(
+    "stored, fresh, rel, absolute, close",
+    [
+        ("占该类测试图片的 13.5%", "占该类测试图片的 12.4%", 0.0, 1.0, True),  # 1.1 <= 1.0 + 0.1
+        ("占该类测试图片的 13.5%", "占该类测试图片的 12.3%", 0.0, 1.0, False),
+        ("占该类测试图片的 13.5%", "占该类测试图片的 14.9%", 0.01, 1.2, True),  # 1.4 <= 0.135 + 1.2 + 0.1
+        ("占该类测试图片的 13.5%", "占该类测试图片的 14.9%", 0.0, 1.2, False),
+        ("loss 0.500", "loss 0.551", 0.0, 0.05, True),
+        ("loss 0.500", "loss 0.552", 0.0, 0.05, False),
+        ("epoch 3, 13.5%", "epoch 4, 13.5%", 0.1, 5.0, False),  # integers stay exact
+        ("13.5% 衬衫", "13.5% 外套", 0.1, 5.0, False),  # and so do words
+    ],
+)
 def test_absolute_tolerance(stored, fresh, rel, absolute, close):
     assert numbers_close(stored, fresh, rel, absolute) is close
 
@@ -88,39 +112,70 @@ def tiny_notebook(path, cells):
 def nbval(path, *options):
     """Run this project's pytest (nbval and its extensions) on one notebook; return (passed, output)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.nbval_plugin", "-c", str(REPO_ROOT / "pyproject.toml"),
-         "--rootdir", str(REPO_ROOT), "-q", "--color=no", *options, str(path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.nbval_plugin",
+            "-c",
+            str(REPO_ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(REPO_ROOT),
+            "-q",
+            "--color=no",
+            *options,
+            str(path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return result.returncode == 0, result.stdout + result.stderr
 
 
 def test_nbval_compares_tagged_cells_within_their_tolerance_and_others_exactly(tmp_path):
-    near = tiny_notebook(tmp_path / "near.ipynb", [
-        ('print("accuracy 85.04%")', "accuracy 85.2%\n", ["nbval-tolerance=0.01"]),
-    ])
+    near = tiny_notebook(
+        tmp_path / "near.ipynb",
+        [
+            ('print("accuracy 85.04%")', "accuracy 85.2%\n", ["nbval-tolerance=0.01"]),
+        ],
+    )
     assert nbval(near)[0]
-    far = tiny_notebook(tmp_path / "far.ipynb", [
-        ('print("accuracy 86.3%")', "accuracy 85.2%\n", ["nbval-tolerance=0.01"]),
-    ])
+    far = tiny_notebook(
+        tmp_path / "far.ipynb",
+        [
+            ('print("accuracy 86.3%")', "accuracy 85.2%\n", ["nbval-tolerance=0.01"]),
+        ],
+    )
     passed, output = nbval(far)
     assert not passed and "85.2%" in output
     untagged = tiny_notebook(tmp_path / "untagged.ipynb", [('print("accuracy 85.04%")', "accuracy 85.2%\n", [])])
     assert not nbval(untagged)[0]
-    absolute = tiny_notebook(tmp_path / "absolute.ipynb", [
-        ('print("T恤/上衣 → 衬衫: 12.4%")', "T恤/上衣 → 衬衫: 13.5%\n", ["nbval-tolerance-abs=1.5"]),
-        ('print("loss 0.42, 84.0%")', "loss 0.45, 85.2%\n", ["nbval-tolerance=0.02", "nbval-tolerance-abs=0.03"]),
-    ])
+    absolute = tiny_notebook(
+        tmp_path / "absolute.ipynb",
+        [
+            ('print("T恤/上衣 → 衬衫: 12.4%")', "T恤/上衣 → 衬衫: 13.5%\n", ["nbval-tolerance-abs=1.5"]),
+            ('print("loss 0.42, 84.0%")', "loss 0.45, 85.2%\n", ["nbval-tolerance=0.02", "nbval-tolerance-abs=0.03"]),
+        ],
+    )
     passed, output = nbval(absolute)
     assert passed, output
-    beyond = tiny_notebook(tmp_path / "beyond.ipynb", [
-        ('print("T恤/上衣 → 衬衫: 11.8%")', "T恤/上衣 → 衬衫: 13.5%\n", ["nbval-tolerance-abs=1.5"]),
-    ])
+    beyond = tiny_notebook(
+        tmp_path / "beyond.ipynb",
+        [
+            ('print("T恤/上衣 → 衬衫: 11.8%")', "T恤/上衣 → 衬衫: 13.5%\n", ["nbval-tolerance-abs=1.5"]),
+        ],
+    )
     passed, output = nbval(beyond)
     assert not passed and "13.5%" in output
-    malformed = tiny_notebook(tmp_path / "malformed.ipynb", [
-        ('print("13.5%")', "13.5%\n", ["nbval-tolerance-abs=lots"]),
-    ])
+    malformed = tiny_notebook(
+        tmp_path / "malformed.ipynb",
+        [
+            ('print("13.5%")', "13.5%\n", ["nbval-tolerance-abs=lots"]),
+        ],
+    )
     passed, output = nbval(malformed)
     assert not passed and "nbval-tolerance-abs=lots" in output
 
@@ -128,18 +183,27 @@ def test_nbval_compares_tagged_cells_within_their_tolerance_and_others_exactly(t
 def test_nbval_kernels_pick_the_cpu_and_papermill_kernels_the_default_device(tmp_path):
     """On a GPU machine nbval compares CPU-made outputs on the CPU; papermill uses the GPU."""
     source = 'import helpers; print(helpers.get_device("auto").type)'
-    pinned = tiny_notebook(tmp_path / "pinned.ipynb", [
-        ('import os; print(os.environ.get("HELPERS_AUTO_DEVICE"))', "cpu\n", []),
-        (source, "cpu\n", []),
-    ])
+    pinned = tiny_notebook(
+        tmp_path / "pinned.ipynb",
+        [
+            ('import os; print(os.environ.get("HELPERS_AUTO_DEVICE"))', "cpu\n", []),
+            (source, "cpu\n", []),
+        ],
+    )
     assert NBVAL_KERNEL_ENV == {"HELPERS_AUTO_DEVICE": "cpu"}
     passed, output = nbval(pinned)
     assert passed, output
     # the papermill runner does not pin "auto": its kernel sees the test process's own environment
     parameters = nbformat.v4.new_code_cell('device = "auto"')
     parameters.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(
-        'import os; assert os.environ.get("HELPERS_AUTO_DEVICE") is None, os.environ.get("HELPERS_AUTO_DEVICE")')])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            parameters,
+            nbformat.v4.new_code_cell(
+                'import os; assert os.environ.get("HELPERS_AUTO_DEVICE") is None, os.environ.get("HELPERS_AUTO_DEVICE")'
+            ),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (tmp_path / "lesson").mkdir()
     nbformat.write(nb, tmp_path / "lesson" / "free.ipynb")
@@ -173,8 +237,13 @@ def test_rounding_stand_in_settings():
     assert settings == {"HELPERS_ULP_SEED": "3", "PYTHONPATH": os.pathsep.join([STANDIN_SITE, "/x"])}
     assert "HELPERS_ULP_SEED" not in stand_in_settings("compat-1")
     for bad in ("ulp-0", "ulp-", "ulp-x", "ulp1", "fast"):
-        result = subprocess.run([sys.executable, "-m", "pytest", "--stand-in", bad, "--co", "-q", "tests/test_splits.py"],
-                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "--stand-in", bad, "--co", "-q", "tests/test_splits.py"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode != 0 and "ulp-K" in result.stderr, bad
 
 
@@ -184,23 +253,51 @@ def test_rounding_stand_in_reaches_the_kernels_and_only_under_ulp(tmp_path):
     assert passed, output
     # without it, and under the other stand-ins, no kernel perturbs anything (a set seed is even removed)
     env = dict(os.environ, HELPERS_ULP_SEED="2")
-    off = tiny_notebook(tmp_path / "off.ipynb", [
-        ('import os, sys, torch; print(os.environ.get("HELPERS_ULP_SEED"), "ulp_standin" in sys.modules)',
-         "None False\n", [])])
+    off = tiny_notebook(
+        tmp_path / "off.ipynb",
+        [
+            (
+                'import os, sys, torch; print(os.environ.get("HELPERS_ULP_SEED"), "ulp_standin" in sys.modules)',
+                "None False\n",
+                [],
+            )
+        ],
+    )
     for options in ((), ("--stand-in", "compat-1")):
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "tests.nbval_plugin", "-c", str(REPO_ROOT / "pyproject.toml"),
-             "--rootdir", str(REPO_ROOT), "-q", "--color=no", *options, str(off)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "tests.nbval_plugin",
+                "-c",
+                str(REPO_ROOT / "pyproject.toml"),
+                "--rootdir",
+                str(REPO_ROOT),
+                "-q",
+                "--color=no",
+                *options,
+                str(off),
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- the rounding stand-in itself (tests/standin_site/ulp_standin.py), in this process --------------------
 
+
 def _ulp_module():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("ulp_standin_under_test", os.path.join(STANDIN_SITE, "ulp_standin.py"))
+    spec = importlib.util.spec_from_file_location(
+        "ulp_standin_under_test", os.path.join(STANDIN_SITE, "ulp_standin.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -214,10 +311,20 @@ def _products(seed, dtype=None):
     dtype = dtype or torch.float32
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(6, 5, generator=gen, dtype=dtype), torch.randn(5, 4, generator=gen, dtype=dtype)
-    image, kernel = torch.randn(1, 1, 6, 6, generator=gen, dtype=dtype), torch.randn(2, 1, 3, 3, generator=gen, dtype=dtype)
-    calls = [lambda: a @ b, lambda: torch.matmul(a, b), lambda: torch.mm(a, b), lambda: a.mm(b),
-             lambda: torch.bmm(a[None], b[None]), lambda: torch.addmm(a[:, :4], a, b), lambda: F.linear(a, b.T),
-             lambda: F.conv2d(image, kernel)]
+    image, kernel = (
+        torch.randn(1, 1, 6, 6, generator=gen, dtype=dtype),
+        torch.randn(2, 1, 3, 3, generator=gen, dtype=dtype),
+    )
+    calls = [
+        lambda: a @ b,
+        lambda: torch.matmul(a, b),
+        lambda: torch.mm(a, b),
+        lambda: a.mm(b),
+        lambda: torch.bmm(a[None], b[None]),
+        lambda: torch.addmm(a[:, :4], a, b),
+        lambda: F.linear(a, b.T),
+        lambda: F.conv2d(image, kernel),
+    ]
     with torch._C.DisableTorchFunction():
         exact = [f() for f in calls]
     with ulp.UlpPerturbation(seed) as mode:
@@ -268,7 +375,9 @@ def test_ulp_hook_leaves_the_global_rng_integers_and_gradients_alone():
     assert torch.equal(torch.get_rng_state(), before), "the hook must not draw from the global generator"
     assert not torch.equal(before, state)
     assert mode.count == 1 and ints.tolist() == [[10, 13], [28, 40]]  # only the float product moved
-    assert torch.allclose(layer.weight.grad, x.sum(0).expand(3, 5)) and torch.equal(layer.bias.grad, torch.full((3,), 4.0))
+    assert torch.allclose(layer.weight.grad, x.sum(0).expand(3, 5)) and torch.equal(
+        layer.bias.grad, torch.full((3,), 4.0)
+    )
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
@@ -279,7 +388,7 @@ def test_ulp_hook_on_cuda_uses_the_same_pattern():
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(64, 32, generator=gen), torch.randn(32, 16, generator=gen)
     with torch._C.DisableTorchFunction():
-        exact = (a.cuda() @ b.cuda())
+        exact = a.cuda() @ b.cuda()
     with ulp.UlpPerturbation(3):
         on_gpu = a.cuda() @ b.cuda()
         assert on_gpu.is_cuda

@@ -189,10 +189,17 @@ def test_typography_accepts_full_width_chinese_strings_and_half_width_code(good)
 
 
 def test_typography_in_markdown_flags_half_width_glosses_and_punctuation():
-    assert markdown_typography("一个神经网络 (neural network) 由层组成。") == ["一个神经网络 (neural network) 由层组成。"]
+    assert markdown_typography("一个神经网络 (neural network) 由层组成。") == [
+        "一个神经网络 (neural network) 由层组成。"
+    ]
     assert markdown_typography("先读数据, 然后训练。")
     assert markdown_typography("默认值(自动)就够了。")
-    for good in ("一个神经网络（neural network）由层组成。", "结果的第 (i, j) 个元素", "调用 `f(x)` 时", "见 [文档](https://a.b/(c))"):
+    for good in (
+        "一个神经网络（neural network）由层组成。",
+        "结果的第 (i, j) 个元素",
+        "调用 `f(x)` 时",
+        "见 [文档](https://a.b/(c))",
+    ):
         assert not markdown_typography(good), good
 
 

@@ -43,8 +43,15 @@ def test_check_parameter_accepts_and_converts():
 
 @pytest.mark.parametrize(
     "value, kind, minimum, maximum",
-    [(0, int, 1, None), (2.5, int, 1, None), (True, int, 0, None), ("3", int, 1, None),
-     (-0.1, float, 0, None), (2.0, float, 0, 1), (False, float, None, None)],
+    [
+        (0, int, 1, None),
+        (2.5, int, 1, None),
+        (True, int, 0, None),
+        ("3", int, 1, None),
+        (-0.1, float, 0, None),
+        (2.0, float, 0, 1),
+        (False, float, None, None),
+    ],
 )
 def test_check_parameter_rejects_with_a_clear_message(value, kind, minimum, maximum):
     with pytest.raises(ValueError) as info:
@@ -54,11 +61,17 @@ def test_check_parameter_rejects_with_a_clear_message(value, kind, minimum, maxi
     assert repr(value) in message
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float64("nan"), 10**400],
-                         ids=["nan", "inf", "-inf", "numpy-nan", "10**400"])
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), -float("inf"), np.float64("nan"), 10**400],
+    ids=["nan", "inf", "-inf", "numpy-nan", "10**400"],
+)
 def test_check_parameter_refuses_non_finite_numbers(value):
-    with pytest.raises(ValueError, match=r"^parameter learning_rate must be a finite number >= 1e-06 and <= 10, "
-                                         r"not nan or infinity; got "):
+    with pytest.raises(
+        ValueError,
+        match=r"^parameter learning_rate must be a finite number >= 1e-06 and <= 10, "
+        r"not nan or infinity; got ",
+    ):
         check_parameter("learning_rate", value, float, minimum=1e-6, maximum=10)
     with pytest.raises(ValueError, match="not nan or infinity"):
         check_parameter("learning_rate", value, float)  # without bounds too: nan compares as neither < nor >

@@ -19,8 +19,10 @@ from helpers.commands import runner
 
 def write_notebook(path: Path, *sources: str, parameters: str = 'device = "auto"\nepochs = 2') -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# tiny", id="m1"),
-                nbformat.v4.new_code_cell(parameters, id="p1", metadata={"tags": ["parameters"]})]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# tiny", id="m1"),
+        nbformat.v4.new_code_cell(parameters, id="p1", metadata={"tags": ["parameters"]}),
+    ]
     nb.cells += [nbformat.v4.new_code_cell(src, id=f"c{i}") for i, src in enumerate(sources)]
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,17 +32,25 @@ def write_notebook(path: Path, *sources: str, parameters: str = 'device = "auto"
 
 def test_series_order_and_selection():
     names = [p.name for p in runner.list_notebooks()]
-    assert names == ["01_tensors.ipynb", "02_datasets_transforms.ipynb", "03_build_model.ipynb",
-                     "04_model_layers.ipynb", "05_model_parameters.ipynb", "06_training.ipynb",
-                     "07_save_load.ipynb"]  # the series, in order, and nothing else
+    assert names == [
+        "01_tensors.ipynb",
+        "02_datasets_transforms.ipynb",
+        "03_build_model.ipynb",
+        "04_model_layers.ipynb",
+        "05_model_parameters.ipynb",
+        "06_training.ipynb",
+        "07_save_load.ipynb",
+    ]  # the series, in order, and nothing else
     assert [p.name for p in runner.select_notebooks(["3"])] == ["03_build_model.ipynb"]
     assert [p.name for p in runner.select_notebooks(["03", "03_build_model.ipynb"])] == ["03_build_model.ipynb"]
     with pytest.raises(ValueError, match="no notebook '42'"):
         runner.select_notebooks(["42"])
 
 
-@pytest.mark.parametrize("text, value", [("3", 3), ("0.5", 0.5), ("1e-3", 0.001), ("True", True),
-                                         ("false", False), ("cuda", "cuda"), ("'x y'", "x y")])
+@pytest.mark.parametrize(
+    "text, value",
+    [("3", 3), ("0.5", 0.5), ("1e-3", 0.001), ("True", True), ("false", False), ("cuda", "cuda"), ("'x y'", "x y")],
+)
 def test_parse_value(text, value):
     assert runner.parse_value(text) == value
 
@@ -64,7 +74,9 @@ def test_run_notebook_injects_parameters_and_reports_failures(tmp_path):
     ok = runner.run_notebook(good, tmp_path / "out", {"epochs": 5, "unknown": 1}, progress_bar=False)
     assert ok.status == "ok" and ok.parameters == {"epochs": 5}
     executed = nbformat.read(ok.output, as_version=4)
-    assert "epochs = 5" in "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "epochs = 5" in "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
     assert good.read_bytes() == source_before, "the source notebook must not change"
     failed = runner.run_notebook(bad, tmp_path / "out", {}, progress_bar=False)
     assert failed.status == "failed"
@@ -73,8 +85,9 @@ def test_run_notebook_injects_parameters_and_reports_failures(tmp_path):
 
 def test_run_cli_errors_are_clear(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "helpers", "run", *args], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "helpers", "run", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        )
 
     result = cli("--device", "tpu", "--out", str(tmp_path))
     assert result.returncode == 2 and "device must be one of" in result.stderr
@@ -89,14 +102,36 @@ def test_run_cli_table_and_exit_code(tmp_path):
     write_notebook(nbdir / "01_good.ipynb", "print(epochs)")
     write_notebook(nbdir / "02_bad.ipynb", "1 / 0")
     result = subprocess.run(
-        [sys.executable, "-m", "helpers", "run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"),
-         "--device", "auto", "-p", "epochs", "1", "--no-progress"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "helpers",
+            "run",
+            "--notebooks",
+            str(nbdir),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "auto",
+            "-p",
+            "epochs",
+            "1",
+            "--no-progress",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1
     assert "[1/2] 01_good.ipynb" in result.stdout and "[2/2] 02_bad.ipynb" in result.stdout
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.endswith(".ipynb") is False and line[:2] in ("01", "02")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in result.stdout.splitlines()
+        if line.endswith(".ipynb") is False and line[:2] in ("01", "02")
+    }
     import torch  # the table shows the device "auto" picked, not the word "auto"
+
     picked = str(torch.accelerator.current_accelerator()) if torch.accelerator.is_available() else "cpu"
     assert rows["01_good.ipynb"][1:2] == ["ok"] and rows["01_good.ipynb"][-1] == picked
     assert rows["02_bad.ipynb"][1:2] == ["failed"]
@@ -156,24 +191,55 @@ def test_main_usage_and_unknown_command():
 
 
 def cli(*args, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "helpers", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 # --- a parameter is data, never code -----------------------------------------------------------------
 
-PAYLOAD = "('\"; import os; os.system(\"touch {marker}\"); \"',)"
+PAYLOAD = '(\'"; import os; os.system("touch {marker}"); "\',)'
 
 
-@pytest.mark.parametrize("text", ["(1, 2)", "{1, 2}", "b'x'", "1j", "1e999", "-1e999", "[('a',)]", "{'a': {1, 2}}",
-                                  "{1: 'a'}", "[" * 22 + "1" + "]" * 22, PAYLOAD])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(1, 2)",
+        "{1, 2}",
+        "b'x'",
+        "1j",
+        "1e999",
+        "-1e999",
+        "[('a',)]",
+        "{'a': {1, 2}}",
+        "{1: 'a'}",
+        "[" * 22 + "1" + "]" * 22,
+        PAYLOAD,
+    ],
+)
 def test_parse_value_refuses_anything_but_plain_data(text):
-    with pytest.raises(ValueError, match="a parameter can only be a number, true/false, None, a string, or a list or dict"):
+    with pytest.raises(
+        ValueError, match="a parameter can only be a number, true/false, None, a string, or a list or dict"
+    ):
         runner.parse_value(text)
 
 
-@pytest.mark.parametrize("text, value", [("[1, 'a', None]", [1, "a", None]), ("{'a': [1.5, True]}", {"a": [1.5, True]}),
-                                         ("None", None), ("-3", -3), ("nan", "nan"), ("'(1, 2)'", "(1, 2)")])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("[1, 'a', None]", [1, "a", None]),
+        ("{'a': [1.5, True]}", {"a": [1.5, True]}),
+        ("None", None),
+        ("-3", -3),
+        ("nan", "nan"),
+        ("'(1, 2)'", "(1, 2)"),
+    ],
+)
 def test_parse_value_accepts_plain_data(text, value):
     assert runner.parse_value(text) == value
 
@@ -182,13 +248,36 @@ def _tricky_strings():
     rng = random.Random(0)
     alphabet = "ab\\\"'\n\r\t\0#{}[]()\u2028\x85中\ud800 "
     quotes3 = "'" * 3
-    fixed = ["\\", '"', "'", '\\"', '"' * 3, quotes3, "\\\n", "a" * 100_000 + '"\\', "\x00", "\ud800", '"; import os; "']
+    fixed = [
+        "\\",
+        '"',
+        "'",
+        '\\"',
+        '"' * 3,
+        quotes3,
+        "\\\n",
+        "a" * 100_000 + '"\\',
+        "\x00",
+        "\ud800",
+        '"; import os; "',
+    ]
     return fixed + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(300)]
 
 
 def test_every_plain_value_reaches_the_notebook_as_exactly_itself():
-    values = {"i": -5, "big": 10**40, "f": -0.0, "tiny": 5e-324, "b": False, "n": None, "s": "中文", "e": "", "l": [],
-              "d": {}, "nested": {"a": [1, {"b": [True, None, 2.5]}]}}
+    values = {
+        "i": -5,
+        "big": 10**40,
+        "f": -0.0,
+        "tiny": 5e-324,
+        "b": False,
+        "n": None,
+        "s": "中文",
+        "e": "",
+        "l": [],
+        "d": {},
+        "nested": {"a": [1, {"b": [True, None, 2.5]}]},
+    }
     for i, text in enumerate(_tricky_strings()):
         values[f"s{i}"] = text
         values[f"d{i}"] = {text: [text]}
@@ -200,8 +289,11 @@ def test_every_plain_value_reaches_the_notebook_as_exactly_itself():
         assert runner._same_value(back, values[node.targets[0].id])
 
 
-@pytest.mark.parametrize("value", [(1,), {1}, b"x", 1j, math.nan, math.inf, {1: "a"}, [("a",)], {"a": {1}}, Path("x"),
-                                   10**5000, range(2)], ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize(
+    "value",
+    [(1,), {1}, b"x", 1j, math.nan, math.inf, {1: "a"}, [("a",)], {"a": {1}}, Path("x"), 10**5000, range(2)],
+    ids=lambda v: type(v).__name__,
+)
 def test_injected_source_refuses_what_is_not_plain_data(value):
     with pytest.raises(ValueError, match="give a number, true/false, None, a string|a parameter can only be"):
         runner.injected_source({"seed": value})
@@ -223,16 +315,30 @@ def test_run_notebook_never_runs_code_from_a_parameter(tmp_path):
     hostile = '\\"; import os; os.system("touch ' + str(marker) + '"); x = "\n' + "'" * 3 + "\\"
     result = runner.run_notebook(path, tmp_path / "out", {"seed": hostile}, progress_bar=False)
     assert result.status == "ok", result.error
-    printed = "".join(o.get("text", "") for c in nbformat.read(result.output, as_version=4).cells
-                      if c.cell_type == "code" for o in c.get("outputs", []))
+    printed = "".join(
+        o.get("text", "")
+        for c in nbformat.read(result.output, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
     assert ast.literal_eval(printed.strip()) == hostile, "the kernel received exactly the string"
     assert not marker.exists()
 
 
 def test_run_cli_refuses_the_payload_from_the_issue(tmp_path):
     marker = tmp_path / "PWNED"
-    result = cli("run", "--only", "01", "--device", "cpu", "--out", str(tmp_path / "r"),
-                 "-p", "seed", PAYLOAD.format(marker=marker))
+    result = cli(
+        "run",
+        "--only",
+        "01",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "r"),
+        "-p",
+        "seed",
+        PAYLOAD.format(marker=marker),
+    )
     assert result.returncode == 2 and not marker.exists() and not (tmp_path / "r").exists()
     assert result.stderr.startswith("error: -p seed: ") and result.stderr.count("\n") == 1
 
@@ -251,17 +357,20 @@ helpers.check_parameter("odd", odd, int, minimum=len("abc"))  # not a literal: l
 PARAMETERS = 'device = "auto"\nseed = 0\nepochs = 2\nmore_epochs = 3\nlearning_rate = 1e-3\nresume_at = 1\nodd = 0'
 
 
-@pytest.mark.parametrize("parameters, message", [
-    ({"epochs": 0}, "02_setup.ipynb: parameter epochs must be an integer >= 1 and <= 100; got 0"),
-    ({"more_epochs": 101}, "parameter more_epochs must be an integer >= 1 and <= 100; got 101"),
-    ({"learning_rate": math.nan}, "parameter learning_rate must be a finite number"),
-    ({"learning_rate": 11}, "parameter learning_rate must be a finite number >= 1e-06 and <= 10; got 11"),
-    ({"resume_at": 3, "more_epochs": 2}, "parameter resume_at must be an integer >= 1 and <= 2; got 3"),
-    ({"seed": -1}, "parameter seed must be an integer >= 0 and <= 4294967295; got -1"),
-    ({"epochs": "3"}, "parameter epochs must be an integer, like its default 2; got '3'"),
-    ({"epochs": True}, "parameter epochs must be an integer, like its default 2; got True"),
-    ({"device": 1}, "parameter device must be a string, like its default 'auto'; got 1"),
-])
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        ({"epochs": 0}, "02_setup.ipynb: parameter epochs must be an integer >= 1 and <= 100; got 0"),
+        ({"more_epochs": 101}, "parameter more_epochs must be an integer >= 1 and <= 100; got 101"),
+        ({"learning_rate": math.nan}, "parameter learning_rate must be a finite number"),
+        ({"learning_rate": 11}, "parameter learning_rate must be a finite number >= 1e-06 and <= 10; got 11"),
+        ({"resume_at": 3, "more_epochs": 2}, "parameter resume_at must be an integer >= 1 and <= 2; got 3"),
+        ({"seed": -1}, "parameter seed must be an integer >= 0 and <= 4294967295; got -1"),
+        ({"epochs": "3"}, "parameter epochs must be an integer, like its default 2; got '3'"),
+        ({"epochs": True}, "parameter epochs must be an integer, like its default 2; got True"),
+        ({"device": 1}, "parameter device must be a string, like its default 'auto'; got 1"),
+    ],
+)
 def test_check_notebook_parameters_reads_the_setup_cell(tmp_path, parameters, message):
     path = write_notebook(tmp_path / "02_setup.ipynb", SETUP, parameters=PARAMETERS)
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -274,12 +383,15 @@ def test_check_notebook_parameters_accepts_good_values_and_leaves_unreadable_che
     runner.check_notebook_parameters(path, {"epochs": 100, "learning_rate": 1, "resume_at": 3, "odd": -5})
 
 
-@pytest.mark.parametrize("parameters, message", [
-    ({"epochs": 0}, "06_training.ipynb: parameter epochs must be an integer >= 1"),
-    ({"learning_rate": math.nan}, "06_training.ipynb: parameter learning_rate must be a finite number"),
-    ({"seed": -1}, "parameter seed must be an integer >= 0"),
-    ({"batch_size": "64"}, "06_training.ipynb: parameter batch_size must be an integer"),
-])
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        ({"epochs": 0}, "06_training.ipynb: parameter epochs must be an integer >= 1"),
+        ({"learning_rate": math.nan}, "06_training.ipynb: parameter learning_rate must be a finite number"),
+        ({"seed": -1}, "parameter seed must be an integer >= 0"),
+        ({"batch_size": "64"}, "06_training.ipynb: parameter batch_size must be an integer"),
+    ],
+)
 def test_the_series_own_checks_are_applied_up_front(parameters, message):
     path = runner.NOTEBOOKS_DIR / "06_training.ipynb"
     runner.check_notebook_parameters(path, {})  # the defaults pass
@@ -299,6 +411,7 @@ def test_run_refuses_a_bad_value_before_any_notebook_runs(tmp_path):
 
 # --- the sources are never written -----------------------------------------------------------------------
 
+
 def test_run_refuses_every_spelling_of_the_source_folder(tmp_path):
     nbdir = tmp_path / "nb"
     write_notebook(nbdir / "01_a.ipynb", "print(epochs)")
@@ -306,9 +419,13 @@ def test_run_refuses_every_spelling_of_the_source_folder(tmp_path):
     (tmp_path / "link").symlink_to(nbdir)
     (tmp_path / "a_file").write_text("x")
     before = {p.name: p.read_bytes() for p in nbdir.iterdir()}
-    for out, message in ((nbdir, "inside the source folder"), (tmp_path / "x" / ".." / "nb", "inside the source folder"),
-                         (tmp_path / "link", "inside the source folder"), (nbdir / "sub", "inside the source folder"),
-                         (tmp_path / "a_file", "is a file")):
+    for out, message in (
+        (nbdir, "inside the source folder"),
+        (tmp_path / "x" / ".." / "nb", "inside the source folder"),
+        (tmp_path / "link", "inside the source folder"),
+        (nbdir / "sub", "inside the source folder"),
+        (tmp_path / "a_file", "is a file"),
+    ):
         result = cli("run", "--notebooks", str(nbdir), "--out", str(out))
         assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
         with pytest.raises(ValueError, match=message):
@@ -350,7 +467,10 @@ def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, command):
     extra = ["--out", str(tmp_path / "out")] if command == "run" else []
     result = cli(command, "--notebooks", str(tmp_path / "notebokos"), *extra)
     assert result.returncode == 2
-    assert result.stderr == f"error: the notebooks folder {tmp_path / 'notebokos'} does not exist; check the --notebooks path\n"
+    assert (
+        result.stderr
+        == f"error: the notebooks folder {tmp_path / 'notebokos'} does not exist; check the --notebooks path\n"
+    )
 
 
 # --- Ctrl-C, kernel noise ------------------------------------------------------------------------------------
@@ -369,9 +489,15 @@ def _interrupt(tmp_path, args, started):
     (tmp_path / "tmp").mkdir()
     # SIG_DFL in the child: a shell that starts the test suite in the background (``... &``) makes the suite
     # ignore SIGINT, the child would inherit that, and Ctrl-C would never reach it
-    process = subprocess.Popen([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpers", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + STARTED_WAIT_S
         while not _marker_pid(started) and time.monotonic() < deadline and process.poll() is None:
@@ -415,8 +541,7 @@ def _gone(pid: int, wait_s: float = 60) -> bool:
         time.sleep(0.2)
 
 
-SLEEPER = ("import os, pathlib, time\npathlib.Path({started!r}).write_text(str(os.getpid()) + '\\n')\n"
-           "time.sleep(3600)")
+SLEEPER = "import os, pathlib, time\npathlib.Path({started!r}).write_text(str(os.getpid()) + '\\n')\ntime.sleep(3600)"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
@@ -425,10 +550,14 @@ def test_ctrl_c_during_run_stops_cleanly(tmp_path):
     write_notebook(nbdir / "01_a.ipynb", "print(epochs)")
     write_notebook(nbdir / "02_sleep.ipynb", SLEEPER.format(started=str(started)))
     write_notebook(nbdir / "03_c.ipynb", "print(epochs)")
-    process, stdout, stderr = _interrupt(tmp_path, ["run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"),
-                                                    "--no-progress"], started)
+    process, stdout, stderr = _interrupt(
+        tmp_path, ["run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"), "--no-progress"], started
+    )
     assert process.returncode == 130
-    assert stderr.strip() == "interrupted: 02_sleep.ipynb was stopped and has no output; finished before it: 01_a.ipynb (ok)"
+    assert (
+        stderr.strip()
+        == "interrupted: 02_sleep.ipynb was stopped and has no output; finished before it: 01_a.ipynb (ok)"
+    )
     assert "Traceback" not in stdout + stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_a.ipynb"]
     assert _gone(_marker_pid(started)), "the kernel must not outlive the run"
@@ -450,8 +579,10 @@ def test_ctrl_c_during_refresh_stops_cleanly_and_keeps_the_source(tmp_path):
 
 def test_the_kernels_own_messages_stay_out_of_the_terminal(tmp_path):
     nbdir = tmp_path / "nb"
-    noisy = ("import atexit, os\natexit.register(os.write, 2, b'KERNEL-STDERR-MARK\\n')\n"
-             "get_ipython().kernel.log.error('KeyboardInterrupt caught in kernel.')")
+    noisy = (
+        "import atexit, os\natexit.register(os.write, 2, b'KERNEL-STDERR-MARK\\n')\n"
+        "get_ipython().kernel.log.error('KeyboardInterrupt caught in kernel.')"
+    )
     for n in (1, 2, 3):
         write_notebook(nbdir / f"0{n}_noisy.ipynb", noisy)
     result = cli("run", "--notebooks", str(nbdir), "--out", str(tmp_path / "out"), "--no-progress")

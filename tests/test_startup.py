@@ -21,8 +21,7 @@ HEAVY = ("torch", "torchvision", "matplotlib")
 
 def run_python(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def heavy_modules_after(code: str) -> list[str]:
@@ -43,8 +42,16 @@ def imported_by(result: subprocess.CompletedProcess) -> set[str]:
     return names
 
 
-HELP_COMMANDS = [["--help"], ["student", "--help"], ["html", "--help"], ["data", "--help"], ["lab", "--help"],
-                 ["bench", "--help"], ["check", "--help"], ["run", "--help"]]
+HELP_COMMANDS = [
+    ["--help"],
+    ["student", "--help"],
+    ["html", "--help"],
+    ["data", "--help"],
+    ["lab", "--help"],
+    ["bench", "--help"],
+    ["check", "--help"],
+    ["run", "--help"],
+]
 
 
 @pytest.mark.parametrize("argv", HELP_COMMANDS, ids=" ".join)
@@ -89,7 +96,7 @@ def test_submodules_stay_reachable_as_attributes():
 
 def test_unknown_names_still_raise_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-        helpers.no_such_name
+        _ = helpers.no_such_name
     with pytest.raises(ImportError):
         exec("from helpers import no_such_name", {})
 
@@ -103,6 +110,7 @@ def test_fashion_mnist_defaults_to_the_v2_transform(tmp_path):
     assert not isinstance(raw, torch.Tensor)  # transform=None still means no transform (a PIL image)
     assert torch.equal(image, torch.from_numpy(np.array(raw)).unsqueeze(0).float().mul(1.0 / 255))  # v2's arithmetic
     from torchvision.transforms import v2
+
     assert torch.equal(image, v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])(raw))
     default = repr(inspect.signature(helpers.fashion_mnist).parameters["transform"].default)
     assert default == "v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])"

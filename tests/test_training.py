@@ -12,8 +12,7 @@ from torch import nn
 
 import helpers
 from conftest import NOTEBOOKS, write_fake_fashion_mnist
-from helpers import training
-from helpers import TensorLoader, fit, load_tensors, predict, train_loop
+from helpers import TensorLoader, fit, load_tensors, predict, train_loop, training
 
 # helpers.test_loop is used through the module: imported bare, pytest would collect it as a test
 
@@ -33,6 +32,7 @@ def tiny_model(seed: int = 0) -> nn.Module:
 
 
 # --- the tensor-resident data path ---------------------------------------------------------------
+
 
 def test_load_tensors_matches_the_default_transform_bit_for_bit(tmp_path):
     root = write_fake_fashion_mnist(tmp_path)
@@ -82,10 +82,13 @@ def test_tensor_loader_shuffles_reproducibly_and_covers_every_sample():
         assert torch.equal(bx.squeeze(1).long(), by)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
+    ],
+)
 def test_tensor_loader_rejects_bad_batch_size(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TensorLoader(torch.zeros(4, 1), torch.zeros(4), **kwargs)
@@ -97,6 +100,7 @@ def test_tensor_loader_rejects_unequal_lengths():
 
 
 # --- train_loop / test_loop / fit / predict -------------------------------------------------------
+
 
 def test_train_loop_does_one_zero_grad_backward_step_per_batch():
     X, y = tiny_problem(8)
@@ -159,8 +163,9 @@ def run_fit(epochs=3, progress=True):
     model = tiny_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     train = TensorLoader(X, y, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
-    return fit(model, train, TensorLoader(X, y, batch_size=32), nn.CrossEntropyLoss(), optimizer, epochs,
-               progress=progress)
+    return fit(
+        model, train, TensorLoader(X, y, batch_size=32), nn.CrossEntropyLoss(), optimizer, epochs, progress=progress
+    )
 
 
 def test_fit_returns_the_history_per_epoch():
@@ -182,8 +187,11 @@ def test_fit_progress_bar_is_deterministic_and_can_be_turned_off(capsys):
     assert first.out == second.out  # no elapsed time or rate in the bar
     assert first.err == ""
     final = first.out.split("\r")[-1]
-    assert re.fullmatch(r"轮 epoch \|█{20}\| 3/3, train loss \d\.\d{4}, test loss \d\.\d{4}, "
-                        r"accuracy \d+\.\d%\n", final)
+    assert re.fullmatch(
+        r"轮 epoch \|█{20}\| 3/3, train loss \d\.\d{4}, test loss \d\.\d{4}, "
+        r"accuracy \d+\.\d%\n",
+        final,
+    )
     assert first.out.startswith("\r轮 epoch |" + " " * 20 + "| 0/3")
 
 
@@ -203,6 +211,7 @@ def test_predict_returns_predictions_and_targets_on_the_cpu():
 
 # --- notebook 06 shows the same loops that helpers runs -------------------------------------------
 
+
 def _function_node(source: str, name: str) -> ast.FunctionDef:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.FunctionDef) and node.name == name:
@@ -214,8 +223,12 @@ def _without_docstring_and_annotations(node: ast.FunctionDef) -> str:
     """The function's AST as text, ignoring its docstring and type hints (comments never reach the AST)."""
     node = copy.deepcopy(node)
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         node.body = body[1:]
     node.returns = None
     for arg in node.args.args + node.args.kwonlyargs:
@@ -249,14 +262,22 @@ def test_notebook_06_trains_with_the_loops_it_writes():
     """The lesson's models are trained by its own train_epochs -> train_loop/test_loop; helpers.fit only in the check."""
     nb = nbformat.read(NOTEBOOKS / "06_training.ipynb", as_version=4)
     tree = ast.parse("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
-    helper_calls = [n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)
-                    and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-                    and n.func.value.id == "helpers"]
+    helper_calls = [
+        n.func.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "helpers"
+    ]
     assert helper_calls.count("fit") == 1, "helpers.fit appears once: the check that it trains like train_epochs"
     assert "train_loop" not in helper_calls and "test_loop" not in helper_calls
     train_epochs = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "train_epochs")
     called = {n.func.id for n in ast.walk(train_epochs) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert {"train_loop", "test_loop"} <= called
-    trained_by = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                  and n.func.id == "train_epochs"]
+    trained_by = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "train_epochs"
+    ]
     assert len(trained_by) >= 4, "the plain run, the compared recipes, the fast recipe and the fit check"

@@ -19,8 +19,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where it is used, so that `bench --help` starts at once
     import torch
@@ -61,7 +62,7 @@ class RecipeResult:
     def final_accuracy(self) -> float:
         return self.history["test_accuracy"][-1]
 
-    def reached(self, accuracy: float) -> Optional[tuple[int, float]]:
+    def reached(self, accuracy: float) -> tuple[int, float] | None:
         """(epochs, training seconds) until the test accuracy first reached ``accuracy``; None if never."""
         elapsed = 0.0
         for epoch, (acc, seconds) in enumerate(zip(self.history["test_accuracy"], self.history["train_seconds"]), 1):
@@ -115,19 +116,24 @@ def plain_recipe(data_root: str, device: torch.device, seed: int, epochs: int, p
     from ..training import fit
 
     generator = seed_everything(seed)
-    train_dataloader = DataLoader(fashion_mnist(data_root, train=True), batch_size=PLAIN_BATCH_SIZE,
-                                  shuffle=True, generator=generator)
+    train_dataloader = DataLoader(
+        fashion_mnist(data_root, train=True), batch_size=PLAIN_BATCH_SIZE, shuffle=True, generator=generator
+    )
     test_dataloader = DataLoader(fashion_mnist(data_root, train=False), batch_size=PLAIN_BATCH_SIZE)
     model = NeuralNetwork().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=PLAIN_LEARNING_RATE, momentum=PLAIN_MOMENTUM)
-    history = fit(model, train_dataloader, test_dataloader, nn.CrossEntropyLoss(), optimizer, epochs,
-                  device, progress)
+    history = fit(model, train_dataloader, test_dataloader, nn.CrossEntropyLoss(), optimizer, epochs, device, progress)
     X, y = load_tensors(data_root, train=True, device=device)
-    compute = compute_seconds(X, y, PLAIN_BATCH_SIZE,
-                              lambda m: torch.optim.SGD(m.parameters(), lr=PLAIN_LEARNING_RATE,
-                                                        momentum=PLAIN_MOMENTUM), device)
-    return RecipeResult("plain", PLAIN_BATCH_SIZE, f"SGD lr {PLAIN_LEARNING_RATE:g} momentum {PLAIN_MOMENTUM:g}",
-                        history, compute)
+    compute = compute_seconds(
+        X,
+        y,
+        PLAIN_BATCH_SIZE,
+        lambda m: torch.optim.SGD(m.parameters(), lr=PLAIN_LEARNING_RATE, momentum=PLAIN_MOMENTUM),
+        device,
+    )
+    return RecipeResult(
+        "plain", PLAIN_BATCH_SIZE, f"SGD lr {PLAIN_LEARNING_RATE:g} momentum {PLAIN_MOMENTUM:g}", history, compute
+    )
 
 
 def fast_recipe(
@@ -149,10 +155,10 @@ def fast_recipe(
     test_dataloader = TensorLoader(X_test, y_test, batch_size=1000)
     model = NeuralNetwork().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=FAST_LEARNING_RATE)
-    history = fit(model, train_dataloader, test_dataloader, nn.CrossEntropyLoss(), optimizer, epochs,
-                  device, progress)
-    compute = compute_seconds(X, y, batch_size,
-                              lambda m: torch.optim.Adam(m.parameters(), lr=FAST_LEARNING_RATE), device)
+    history = fit(model, train_dataloader, test_dataloader, nn.CrossEntropyLoss(), optimizer, epochs, device, progress)
+    compute = compute_seconds(
+        X, y, batch_size, lambda m: torch.optim.Adam(m.parameters(), lr=FAST_LEARNING_RATE), device
+    )
     return RecipeResult("fast", batch_size, f"Adam lr {FAST_LEARNING_RATE:g}", history, compute)
 
 
@@ -173,7 +179,10 @@ def epoch_table(plain: RecipeResult, fast: RecipeResult) -> list[str]:
         row = [str(epoch + 1)]
         for result in (plain, fast):
             if epoch < result.epochs:
-                row += [f"{result.history['train_seconds'][epoch]:.2f}", f"{result.history['test_accuracy'][epoch]:.1%}"]
+                row += [
+                    f"{result.history['train_seconds'][epoch]:.2f}",
+                    f"{result.history['test_accuracy'][epoch]:.1%}",
+                ]
             else:
                 row += ["", ""]
         rows.append(row)
@@ -182,16 +191,32 @@ def epoch_table(plain: RecipeResult, fast: RecipeResult) -> list[str]:
 
 def summary_table(plain: RecipeResult, fast: RecipeResult) -> list[str]:
     """Per recipe: batch, optimizer, s/epoch, its ratio to pure compute, final accuracy, time to the target."""
-    rows = [["recipe", "batch", "optimizer", "s/epoch (median)", "pure compute s/epoch", "x compute",
-             "final accuracy", f"time to {TARGET_ACCURACY:.0%}"]]
+    rows = [
+        [
+            "recipe",
+            "batch",
+            "optimizer",
+            "s/epoch (median)",
+            "pure compute s/epoch",
+            "x compute",
+            "final accuracy",
+            f"time to {TARGET_ACCURACY:.0%}",
+        ]
+    ]
     for result in (plain, fast):
         reached = result.reached(TARGET_ACCURACY)
-        rows.append([
-            result.name, str(result.batch_size), result.optimizer, f"{result.seconds_per_epoch:.2f}",
-            f"{result.compute_seconds:.2f}", f"{result.seconds_per_epoch / result.compute_seconds:.2f}x",
-            f"{result.final_accuracy:.1%}",
-            f"{reached[1]:.1f} s (epoch {reached[0]})" if reached else "not reached",
-        ])
+        rows.append(
+            [
+                result.name,
+                str(result.batch_size),
+                result.optimizer,
+                f"{result.seconds_per_epoch:.2f}",
+                f"{result.compute_seconds:.2f}",
+                f"{result.seconds_per_epoch / result.compute_seconds:.2f}x",
+                f"{result.final_accuracy:.1%}",
+                f"{reached[1]:.1f} s (epoch {reached[0]})" if reached else "not reached",
+            ]
+        )
     return _markdown(rows, [False, True, False, True, True, True, True, True])
 
 
@@ -201,19 +226,24 @@ def _epochs(count: int) -> str:
 
 def summary_line(plain: RecipeResult, fast: RecipeResult) -> str:
     """The last line: both recipes' results and how much sooner the fast one gets there."""
-    head = (f"fast recipe: {fast.final_accuracy:.1%} test accuracy after {_epochs(fast.epochs)} in "
-            f"{fast.total_seconds:.1f} s; plain recipe: {plain.final_accuracy:.1%} after {_epochs(plain.epochs)} "
-            f"in {plain.total_seconds:.1f} s")
+    head = (
+        f"fast recipe: {fast.final_accuracy:.1%} test accuracy after {_epochs(fast.epochs)} in "
+        f"{fast.total_seconds:.1f} s; plain recipe: {plain.final_accuracy:.1%} after {_epochs(plain.epochs)} "
+        f"in {plain.total_seconds:.1f} s"
+    )
     target = f"{TARGET_ACCURACY:.0%}"
     fast_at, plain_at = fast.reached(TARGET_ACCURACY), plain.reached(TARGET_ACCURACY)
     if fast_at and plain_at:
         return f"{head}; {plain_at[1] / fast_at[1]:.1f}x faster to {target}"
     per_epoch = f"a plain epoch takes {plain.seconds_per_epoch / fast.seconds_per_epoch:.1f}x as long as a fast one"
-    if fast_at:  # then the fast recipe also passed the plain recipe's (lower) final accuracy
-        epochs, seconds = fast.reached(plain.final_accuracy)
-        return (f"{head} and never reached {target}; the fast recipe passed the plain recipe's final "
-                f"{plain.final_accuracy:.1%} after {_epochs(epochs)} in {seconds:.1f} s, "
-                f"{plain.total_seconds / seconds:.1f}x sooner")
+    passed = fast.reached(plain.final_accuracy)
+    if fast_at and passed:  # reaching the target, the fast recipe also passed the plain recipe's (lower) final accuracy
+        epochs, seconds = passed
+        return (
+            f"{head} and never reached {target}; the fast recipe passed the plain recipe's final "
+            f"{plain.final_accuracy:.1%} after {_epochs(epochs)} in {seconds:.1f} s, "
+            f"{plain.total_seconds / seconds:.1f}x sooner"
+        )
     if plain_at:
         return f"{head}; only the plain recipe reached {target}; {per_epoch}"
     return f"{head}; neither recipe reached {target}; {per_epoch}"
@@ -223,16 +253,18 @@ def format_report(plain: RecipeResult, fast: RecipeResult, device: torch.device)
     """The whole report: setting, per-epoch table, summary table, last line."""
     import torch
 
-    return "\n".join([
-        f"Fashion-MNIST, NeuralNetwork, device {device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU threads; times are training passes only (evaluation excluded)",
-        "",
-        *epoch_table(plain, fast),
-        "",
-        *summary_table(plain, fast),
-        "",
-        summary_line(plain, fast),
-    ])
+    return "\n".join(
+        [
+            f"Fashion-MNIST, NeuralNetwork, device {device}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} CPU threads; times are training passes only (evaluation excluded)",
+            "",
+            *epoch_table(plain, fast),
+            "",
+            *summary_table(plain, fast),
+            "",
+            summary_line(plain, fast),
+        ]
+    )
 
 
 def _positive(text: str) -> int:
@@ -247,15 +279,19 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers bench",
         description="Train the series' network with the plain recipe (DataLoader + v2 transform per sample, "
-                    "SGD with momentum, batch 64) and the fast one (tensors on the device, Adam) "
-                    "and compare time and accuracy.",
+        "SGD with momentum, batch 64) and the fast one (tensors on the device, Adam) "
+        "and compare time and accuracy.",
     )
     parser.add_argument("--epochs-fast", type=_positive, default=10, help="epochs of the fast recipe (default 10)")
     parser.add_argument("--epochs-plain", type=_positive, default=10, help="epochs of the plain recipe (default 10)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps or xpu")
     parser.add_argument("--data-root", default="data", help="folder holding FashionMNIST/ (default: data)")
-    parser.add_argument("--batch-size", type=_positive, default=FAST_BATCH_SIZE,
-                        help=f"batch size of the fast recipe (default {FAST_BATCH_SIZE})")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=FAST_BATCH_SIZE,
+        help=f"batch size of the fast recipe (default {FAST_BATCH_SIZE})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(list(argv))

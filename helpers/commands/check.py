@@ -41,19 +41,26 @@ import signal
 import sys
 import time
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import nbformat
 
 from . import grading, sandbox
-from .textsafe import csv_cell, safe_text
 from .classroom import CHECK_TAG, SERIES_METADATA, SOLUTION_TAG, WRITTEN_ANSWER, WRITTEN_TAG
 from .runner import (
-    NOTEBOOKS_DIR, _kernel_manager_class, check_out_dir, injected_source, list_notebooks, make_out_dir,
-    notebook_parameters, parse_value,
+    NOTEBOOKS_DIR,
+    _kernel_manager_class,
+    check_out_dir,
+    injected_source,
+    list_notebooks,
+    make_out_dir,
+    notebook_parameters,
+    parse_value,
 )
+from .textsafe import csv_cell, safe_text
 
 DEFAULT_OUT = Path("check-results")
 CELL_TIMEOUT = 120  # seconds for one of the student's cells or a check cell (07's exercise trains a little)
@@ -64,7 +71,13 @@ COULD_NOT_CHECK = "could not be checked"
 HANDOUT_HINT = "hand out notebooks made with `python -m helpers student`"
 
 PASSED, FAILED, MISSING, NOT_ATTEMPTED, TIMED_OUT, KERNEL_DIED, NOT_RUN = (
-    "passed", "failed", "missing", "not attempted", "timed out", "kernel died", "not run",
+    "passed",
+    "failed",
+    "missing",
+    "not attempted",
+    "timed out",
+    "kernel died",
+    "not run",
 )
 WRITTEN, NOT_ANSWERED = "written", "not answered"
 
@@ -79,7 +92,7 @@ class NotASubmission(ValueError):
 # ------------------------------------------------------------------ reading notebooks
 
 
-def exercise_number(cell: nbformat.NotebookNode) -> Optional[int]:
+def exercise_number(cell: nbformat.NotebookNode) -> int | None:
     """N for a cell tagged ``exercise-N``, else None."""
     for tag in cell.get("metadata", {}).get("tags", []):
         match = _EXERCISE.match(str(tag))
@@ -145,14 +158,18 @@ def damaged(path: Path, nb: Any) -> None:
                 yield from strings(v)
 
     if any(any("\ud800" <= ch <= "\udfff" for ch in text) for text in strings(nb)):
-        raise NotASubmission(f"{path.name} is damaged: it contains text that is not valid Unicode (a lone surrogate); "
-                             "ask the student to open it in JupyterLab, fix the cell and save it again")
+        raise NotASubmission(
+            f"{path.name} is damaged: it contains text that is not valid Unicode (a lone surrogate); "
+            "ask the student to open it in JupyterLab, fix the cell and save it again"
+        )
     try:
         nbformat.validate(nb)
     except nbformat.validator.ValidationError as exc:
         where = "/".join(str(p) for p in getattr(exc, "absolute_path", []))
-        raise NotASubmission(f"{path.name} is damaged: it is not a valid notebook ({_first_line(exc.message)}"
-                             f"{' at ' + where if where else ''}); ask the student to open it in JupyterLab and save it again")
+        raise NotASubmission(
+            f"{path.name} is damaged: it is not a valid notebook ({_first_line(exc.message)}"
+            f"{' at ' + where if where else ''}); ask the student to open it in JupyterLab and save it again"
+        ) from None
 
 
 def source_notebook(lesson: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
@@ -199,12 +216,12 @@ class Planned:
 
     cell: nbformat.NotebookNode
     role: str
-    exercise: Optional[int] = None
+    exercise: int | None = None
     names: set[str] = field(default_factory=set)  # an answer's: the names the reference solution binds
 
 
 def graded_notebook(
-    source: nbformat.NotebookNode, student: nbformat.NotebookNode, parameters: Optional[dict[str, Any]] = None
+    source: nbformat.NotebookNode, student: nbformat.NotebookNode, parameters: dict[str, Any] | None = None
 ) -> tuple[nbformat.NotebookNode, list[Planned], dict[int, Exercise]]:
     """The teacher's lesson with the student's exercise cells in place of the solutions.
 
@@ -217,16 +234,16 @@ def graded_notebook(
     source_ids = {c.get("id") for c in source.cells}
     # cells the student added right below an exercise cell count as part of the answer:
     # code cells below a code exercise, Markdown cells below a written one
-    current: Optional[tuple[int, str]] = None
+    current: tuple[int, str] | None = None
     above: list[nbformat.NotebookNode] = []  # new code cells between an exercise's text and its TODO cell
     for cell in student.cells:
         number = exercise_number(cell)
         new_untagged = cell.get("id") not in source_ids and not _tags(cell)
-        if _is_answer_cell(cell):
+        if number is not None and _is_answer_cell(cell):
             answers.setdefault(number, []).extend(above)  # cells inserted above the TODO cell (JupyterLab's A key)
             answers[number].append(cell)
             above, current = [], (number, "code")
-        elif _is_written_cell(cell):
+        elif number is not None and _is_written_cell(cell):
             written.setdefault(number, []).append(cell.source)
             above, current = [], (number, "markdown")
         elif new_untagged and current is not None:
@@ -244,7 +261,7 @@ def graded_notebook(
     last = max((i for i, c in enumerate(source.cells) if exercise_number(c) is not None), default=-1)
     cells, plan = [], []
 
-    def add(cell: nbformat.NotebookNode, role: str, exercise: Optional[int] = None, names: Optional[set[str]] = None) -> None:
+    def add(cell: nbformat.NotebookNode, role: str, exercise: int | None = None, names: set[str] | None = None) -> None:
         cell = copy.deepcopy(cell)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -259,7 +276,9 @@ def graded_notebook(
         elif number is not None and SOLUTION_TAG in tags:
             mine = answers.get(number, [])
             if not mine:
-                exercises[number] = Exercise(number, status=MISSING, detail=f"no cell tagged exercise-{number} (deleted?)")
+                exercises[number] = Exercise(
+                    number, status=MISSING, detail=f"no cell tagged exercise-{number} (deleted?)"
+                )
             elif all(is_blank_answer(c.source) for c in mine):
                 exercises[number] = Exercise(number, status=NOT_ATTEMPTED)
             else:
@@ -298,7 +317,7 @@ class Submission:
     problem: str = ""  # why the notebook could not be graded at all (not a student edition, ...)
     notes: list[str] = field(default_factory=list)  # e.g. a lesson cell that failed
     seconds: float = 0.0
-    executed: Optional[nbformat.NotebookNode] = None
+    executed: nbformat.NotebookNode | None = None
 
     def summary(self) -> str:
         """A short line for progress output: passed/total or the problem."""
@@ -306,10 +325,12 @@ class Submission:
             return self.problem
         code = [e for e in self.exercises.values() if not e.written]
         passed = sum(e.status == PASSED for e in code)
-        return f"{passed}/{len(code)} passed" + (f", {len(self.exercises) - len(code)} written" if len(code) < len(self.exercises) else "")
+        return f"{passed}/{len(code)} passed" + (
+            f", {len(self.exercises) - len(code)} written" if len(code) < len(self.exercises) else ""
+        )
 
 
-def _first_line(text: str, limit: int = 200) -> str:
+def _first_line(text: object, limit: int = 200) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
     line = text.splitlines()[0] if text else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -320,7 +341,7 @@ def _error_text(reply: dict[str, Any]) -> str:
     return f"{ename}: {evalue}" if evalue else ename
 
 
-def _workspace(root: Path, data_dir: Optional[Path]) -> Path:
+def _workspace(root: Path, data_dir: Path | None) -> Path:
     """A fresh folder for one submission: ROOT/work is the kernel's working folder, ROOT/data its data."""
     work = root / "work"
     work.mkdir(parents=True)
@@ -337,9 +358,9 @@ async def run_graded(
     env: dict[str, str],
     cell_timeout: float = CELL_TIMEOUT,
     notebook_timeout: float = NOTEBOOK_TIMEOUT,
-    log: Optional[Any] = None,
-    connection_dir: Optional[Path] = None,
-    wrap: Optional[list[str]] = None,
+    log: Any | None = None,
+    connection_dir: Path | None = None,
+    wrap: list[str] | None = None,
 ) -> list[str]:
     """Execute the graded notebook cell by cell and mark ``exercises``; return notes on lesson cells that failed."""
     from nbclient import NotebookClient
@@ -369,24 +390,28 @@ async def run_graded(
         shutdown_kernel="immediate",  # the kernel is thrown away; no need to wait for a clean exit
         record_timing=False,
         # the kernel's own messages go to ``log``; its connection file and sockets to a private folder
-        kernel_manager_class=(sandbox.kernel_manager_class(connection_dir, log, wrap) if connection_dir is not None
-                              else _kernel_manager_class(log)),
+        kernel_manager_class=(
+            sandbox.kernel_manager_class(connection_dir, log, wrap)
+            if connection_dir is not None
+            else _kernel_manager_class(log)
+        ),
         on_cell_error=on_cell_error,
     )
     flood: dict[str, Any] = {"used": 0, "stopped": False, "interrupt": None}
     keep_output = client.output
 
-    def capped_output(outs: list, msg: dict[str, Any], display_id: Optional[str], cell_index: int) -> Any:
+    def capped_output(outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
         content = msg.get("content", {})
         flood["used"] += len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
         if flood["used"] <= OUTPUT_LIMIT:
             return keep_output(outs, msg, display_id, cell_index)
         if not flood["stopped"]:  # stop the cell that floods; what it prints from now on is dropped
             flood["stopped"] = True
-            flood["interrupt"] = asyncio.ensure_future(client.km.interrupt_kernel())
+            km: Any = client.km  # started: output only arrives from a running kernel
+            flood["interrupt"] = asyncio.ensure_future(km.interrupt_kernel())
         return None
 
-    client.output = capped_output
+    client.output = capped_output  # type: ignore[method-assign]  # nbclient has no hook for this
     notes: list[str] = []
     pending = {n for n, e in exercises.items() if not e.status}
     failed_answer: set[int] = set()
@@ -420,7 +445,7 @@ async def run_graded(
             limit = timeout_for(cell)
             original, restored, token = cell.source, None, grading.new_token()
             try:
-                if step.role == "answer" and step.exercise not in remembered:
+                if step.role == "answer" and step.exercise is not None and step.exercise not in remembered:
                     remembered.add(step.exercise)
                     await _expression(client, grading.remember_expression(step.names))
                 if step.role == "check":
@@ -439,7 +464,7 @@ async def run_graded(
                 give_up(NOT_RUN, f"the kernel died earlier ({where})")
                 break
             error = errors.get(index)
-            timed_out = bool(error) and error.get("ename") == "CellTimeoutError"
+            timed_out = error is not None and error.get("ename") == "CellTimeoutError"
             flooded, flood["stopped"], flood["used"] = flood["stopped"], False, 0
             if flood["interrupt"] is not None:
                 await flood["interrupt"]
@@ -448,7 +473,10 @@ async def run_graded(
             if step.exercise is not None:
                 ex = exercises[step.exercise]
                 if flooded:
-                    ex.status, ex.detail = FAILED, f"your code: {too_large}" if step.role == "answer" else f"check: {too_large}"
+                    ex.status, ex.detail = (
+                        FAILED,
+                        f"your code: {too_large}" if step.role == "answer" else f"check: {too_large}",
+                    )
                 elif timed_out:
                     ex.status, ex.detail = TIMED_OUT, f"stopped after {limit} s (an endless loop?)"
                 elif error:
@@ -459,8 +487,11 @@ async def run_graded(
                     if verdict == "ok":
                         ex.status = PASSED
                     else:
-                        reason = verdict or ("the grader could not set up the kernel" if not trusted
-                                             else "the kernel's state could not be restored before the check")
+                        reason = verdict or (
+                            "the grader could not set up the kernel"
+                            if not trusted
+                            else "the kernel's state could not be restored before the check"
+                        )
                         ex.status, ex.detail = FAILED, f"check: not accepted by the grader: {reason}"
                 if ex.status:
                     pending.discard(step.exercise)
@@ -468,7 +499,7 @@ async def run_graded(
                         failed_answer.add(step.exercise)
             elif error or flooded:
                 first = (cell.source.strip().splitlines() or [""])[0][:60]
-                what = too_large if flooded else "timed out" if timed_out else _error_text(error)
+                what = too_large if flooded else "timed out" if timed_out else _error_text(error or {})
                 notes.append(f"lesson code cell {lesson_number} ({first!r}) failed: {what}")
             if timed_out and not await _responds(client, errors):
                 give_up(NOT_RUN, "the kernel did not stop after a time-out")
@@ -496,7 +527,7 @@ async def _bootstrap(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
     return errors.pop(-2, None) is None
 
 
-async def _expression(client: Any, expression: str, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
+async def _expression(client: Any, expression: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """Evaluate ``expression`` in the kernel as a user expression (IPython runs no input transformers on it).
 
     Returns the string it evaluated to, or None when it failed, did not return a string or took too long.
@@ -528,8 +559,8 @@ async def _responds(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
 async def grade_submission(
     path: Path,
     notebooks_dir: Path = NOTEBOOKS_DIR,
-    data_dir: Optional[Path] = None,
-    parameters: Optional[dict[str, Any]] = None,
+    data_dir: Path | None = None,
+    parameters: dict[str, Any] | None = None,
     cell_timeout: float = CELL_TIMEOUT,
     notebook_timeout: float = NOTEBOOK_TIMEOUT,
     threads: int = 1,
@@ -543,7 +574,9 @@ async def grade_submission(
         try:
             student = nbformat.read(path, as_version=4)
         except Exception as exc:  # not JSON, not a notebook, unreadable
-            raise NotASubmission(f"{path.name} cannot be read as a notebook ({type(exc).__name__}: {_first_line(exc)})")
+            raise NotASubmission(
+                f"{path.name} cannot be read as a notebook ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
         damaged(path, student)
         result.lesson = lesson_of(path, student)
         source = nbformat.read(source_notebook(result.lesson, notebooks_dir), as_version=4)
@@ -555,12 +588,21 @@ async def grade_submission(
         if any(not e.status for e in result.exercises.values()):
             root = sandbox.temporary_root()  # mode 0700
             try:
-                workdir = _workspace(root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data")
+                workdir = _workspace(
+                    root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data"
+                )
                 home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
                 env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
                 with open(root / "kernel.log", "w", encoding="utf-8") as log:
                     result.notes = await run_graded(
-                        nb, plan, result.exercises, workdir, env, cell_timeout, notebook_timeout, log,
+                        nb,
+                        plan,
+                        result.exercises,
+                        workdir,
+                        env,
+                        cell_timeout,
+                        notebook_timeout,
+                        log,
                         connection_dir=sandbox.private_dir(root, "connection"),
                         wrap=sandbox.bubblewrap_prefix(root) if use_sandbox else None,
                     )
@@ -585,8 +627,11 @@ def find_submissions(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> lis
     for path in map(Path, paths):
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*.ipynb")
-                if p.is_file() and ".ipynb_checkpoints" not in p.parts and not any(s.startswith(".") for s in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*.ipynb")
+                if p.is_file()
+                and ".ipynb_checkpoints" not in p.parts
+                and not any(s.startswith(".") for s in p.relative_to(path).parts)
             )
         elif path.is_file():
             found.append(path)
@@ -605,7 +650,9 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-async def _check_all(paths: list[Path], results: list[Optional[Submission]], jobs: int, progress: Callable, **options) -> None:
+async def _check_all(
+    paths: list[Path], results: list[Submission | None], jobs: int, progress: Callable, **options
+) -> None:
     limit = asyncio.Semaphore(max(1, jobs))
     done = 0
 
@@ -628,8 +675,8 @@ def check_submissions(
     paths: Sequence[Path],
     notebooks_dir: Path = NOTEBOOKS_DIR,
     jobs: int = 1,
-    progress: Optional[Callable[[int, int, Submission], None]] = None,
-    results: Optional[list] = None,
+    progress: Callable[[int, int, Submission], None] | None = None,
+    results: list | None = None,
     **options: Any,
 ) -> list[Submission]:
     """Grade every notebook in ``paths`` (``jobs`` at a time); return one Submission per notebook, in order.
@@ -641,7 +688,7 @@ def check_submissions(
     files = find_submissions(paths, exclude=options.pop("exclude", ()))
     if not files:
         raise ValueError("no notebooks (.ipynb) found in " + ", ".join(str(p) for p in paths))
-    slots: list[Optional[Submission]] = results if results is not None else []
+    slots: list[Submission | None] = results if results is not None else []
     slots[:] = [None] * len(files)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     options.setdefault("threads", threads)
@@ -677,7 +724,7 @@ def exercise_columns(results: Sequence[Submission]) -> list[int]:
     return sorted({n for r in results for n in r.exercises})
 
 
-def _cell_text(result: Submission, number: int, width: Optional[int] = None) -> str:
+def _cell_text(result: Submission, number: int, width: int | None = None) -> str:
     ex = result.exercises.get(number)
     if ex is None:
         return ""
@@ -692,13 +739,15 @@ def _cell_text(result: Submission, number: int, width: Optional[int] = None) -> 
     return text
 
 
-def table_rows(results: Sequence[Submission], width: Optional[int] = None) -> list[list[str]]:
+def table_rows(results: Sequence[Submission], width: int | None = None) -> list[list[str]]:
     """Header and one row per submission: student, lesson, one column per exercise, notes."""
     numbers = exercise_columns(results)
     rows = [["student", "lesson", *[f"exercise {n}" for n in numbers], "notes"]]
     for r in results:
         notes = safe_text(r.problem or "; ".join(r.notes))
-        rows.append([safe_text(r.student), safe_text(r.lesson or "-"), *[_cell_text(r, n, width) for n in numbers], notes])
+        rows.append(
+            [safe_text(r.student), safe_text(r.lesson or "-"), *[_cell_text(r, n, width) for n in numbers], notes]
+        )
     return rows
 
 
@@ -712,8 +761,10 @@ def timing_report(results: Sequence[Submission], wall: float, jobs: int) -> str:
     for r in sorted(results, key=lambda r: -r.seconds):
         lines.append(f"  {r.seconds:7.1f}  {safe_text(r.student)} ({safe_text(r.path.name)})")
     seconds = [r.seconds for r in results]
-    lines.append(f"class: {len(results)} submissions in {wall:.1f} s ({jobs} at a time); "
-                 f"per submission mean {sum(seconds) / len(seconds):.1f} s, max {max(seconds):.1f} s")
+    lines.append(
+        f"class: {len(results)} submissions in {wall:.1f} s ({jobs} at a time); "
+        f"per submission mean {sum(seconds) / len(seconds):.1f} s, max {max(seconds):.1f} s"
+    )
     return "\n".join(lines)
 
 
@@ -739,7 +790,9 @@ def results_csv(results: Sequence[Submission]) -> str:
         cells = []
         for n in numbers:
             ex = r.exercises.get(n)
-            cells.append("" if ex is None else (f"{_cell_text(r, n)}\n{ex.detail}".strip() if ex.written else ex.label()))
+            cells.append(
+                "" if ex is None else (f"{_cell_text(r, n)}\n{ex.detail}".strip() if ex.written else ex.label())
+            )
         row = [r.student, r.lesson, str(r.path), *cells, r.problem or "; ".join(r.notes)]
         writer.writerow([csv_cell(c) for c in row] + [f"{r.seconds:.1f}"])
     return buffer.getvalue()
@@ -760,6 +813,7 @@ td.written { background: #e6eefb; } td.problem { background: #fbe3e3; }
 
 def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
     """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped."""
+
     def e(text: object) -> str:
         return html.escape(safe_text(text, keep_newlines=True))
 
@@ -767,7 +821,7 @@ def results_html(results: Sequence[Submission], title: str = "练习检查结果
     head = "".join(f"<th>练习 {n}<br>exercise {n}</th>" for n in numbers)
     rows = []
     for r in results:
-        cells = [f"<td>{e(r.student)}<div class=\"detail\">{e(r.path.name)}</div></td>", f"<td>{e(r.lesson or '-')}</td>"]
+        cells = [f'<td>{e(r.student)}<div class="detail">{e(r.path.name)}</div></td>', f"<td>{e(r.lesson or '-')}</td>"]
         if r.problem:
             cells.append(f'<td class="problem" colspan="{len(numbers) + 1}">{e(r.problem)}</td>')
         else:
@@ -777,7 +831,11 @@ def results_html(results: Sequence[Submission], title: str = "练习检查结果
                     cells.append("<td></td>")
                 elif ex.written:
                     body = f'<div class="answer">{e(ex.detail)}</div>' if ex.detail else ""
-                    label = "书面回答, 老师批阅 written: read by the teacher" if ex.status == WRITTEN else "未作答 not answered"
+                    label = (
+                        "书面回答, 老师批阅 written: read by the teacher"
+                        if ex.status == WRITTEN
+                        else "未作答 not answered"
+                    )
                     cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(label)}{body}</td>')
                 else:
                     detail = f'<div class="detail">{e(ex.detail)}</div>' if ex.detail else ""
@@ -793,29 +851,31 @@ def results_html(results: Sequence[Submission], title: str = "练习检查结果
         else:
             totals.append(f"<td>{sum(e.status == PASSED for e in marked)}/{len(marked)} passed</td>")
     foot = f"<tfoot><tr><th>合计 total</th><td></td>{''.join(totals)}<td></td></tr></tfoot>"
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="zh">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
-        f"<title>{e(title)}</title>",
-        f"<style>{_HTML_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{e(title)}</h1>",
-        f"<p>{len(results)} 份作业 submissions。</p>",
-        "<table>",
-        f"<thead><tr><th>学生 student</th><th>课 lesson</th>{head}<th>备注 notes</th></tr></thead>",
-        "<tbody>",
-        *rows,
-        "</tbody>",
-        foot,
-        "</table>",
-        "</body>",
-        "</html>",
-        "",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="zh">',
+            "<head>",
+            '<meta charset="utf-8">',
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+            f"<title>{e(title)}</title>",
+            f"<style>{_HTML_CSS}</style>",
+            "</head>",
+            "<body>",
+            f"<h1>{e(title)}</h1>",
+            f"<p>{len(results)} 份作业 submissions。</p>",
+            "<table>",
+            f"<thead><tr><th>学生 student</th><th>课 lesson</th>{head}<th>备注 notes</th></tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody>",
+            foot,
+            "</table>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
 
 
 def write_results(results: Sequence[Submission], out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -853,25 +913,66 @@ def main(argv: Sequence[str]) -> int:
         description="Run each submitted student notebook in its own kernel (CPU, temporary folder, time limits) "
         "and report, for every exercise, whether the teacher's check passes.",
     )
-    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
-                        help="students' notebooks, or folders of them (searched recursively)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.csv and results.html (default: check-results/)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
-                        help="the teacher's source notebooks, whose checks are used (default: notebooks/)")
-    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
-                        help="data folder the notebooks read as ../data (default: data/ next to --notebooks)")
+    parser.add_argument(
+        "submissions",
+        nargs="+",
+        type=Path,
+        metavar="SUBMISSION",
+        help="students' notebooks, or folders of them (searched recursively)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder for results.csv and results.html (default: check-results/)",
+    )
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=NOTEBOOKS_DIR,
+        metavar="DIR",
+        help="the teacher's source notebooks, whose checks are used (default: notebooks/)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data folder the notebooks read as ../data (default: data/ next to --notebooks)",
+    )
     parser.add_argument("--jobs", "-j", type=int, default=2, help="submissions checked at the same time (default: 2)")
-    parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, metavar="S",
-                        help=f"time limit per submission in seconds (default: {NOTEBOOK_TIMEOUT})")
-    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, metavar="S",
-                        help=f"time limit for each of the student's cells and each check (default: {CELL_TIMEOUT})")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="a lesson parameter, e.g. -p epochs 1 (repeatable; device is always cpu)")
-    parser.add_argument("--sandbox", action="store_true",
-                        help="run each kernel in bubblewrap: no network, everything but its temporary folder "
-                        "read-only, a private /tmp, its own process namespace (needs `bwrap`)")
-    parser.add_argument("--timing", action="store_true",
-                        help="print the time of every submission and of the whole class at the end")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=NOTEBOOK_TIMEOUT,
+        metavar="S",
+        help=f"time limit per submission in seconds (default: {NOTEBOOK_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=CELL_TIMEOUT,
+        metavar="S",
+        help=f"time limit for each of the student's cells and each check (default: {CELL_TIMEOUT})",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a lesson parameter, e.g. -p epochs 1 (repeatable; device is always cpu)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run each kernel in bubblewrap: no network, everything but its temporary folder "
+        "read-only, a private /tmp, its own process namespace (needs `bwrap`)",
+    )
+    parser.add_argument(
+        "--timing", action="store_true", help="print the time of every submission and of the whole class at the end"
+    )
     args = parser.parse_args(list(argv))
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets an escape, not a traceback
         try:
@@ -891,8 +992,9 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: --data {args.data} is not a folder; give the folder that holds FashionMNIST/", file=sys.stderr)
         return 2
     if args.sandbox and sandbox.bubblewrap() is None:
-        print("error: --sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap",
-              file=sys.stderr)
+        print(
+            "error: --sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap", file=sys.stderr
+        )
         return 2
     if args.jobs < 1 or args.timeout <= 0 or args.cell_timeout <= 0:
         print("error: --jobs, --timeout and --cell-timeout must be positive", file=sys.stderr)
@@ -900,15 +1002,20 @@ def main(argv: Sequence[str]) -> int:
     declared = set().union(*(notebook_parameters(p) for p in list_notebooks(args.notebooks)))
     unknown = sorted(set(params) - declared)
     if unknown:
-        print(f"error: unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
-              "in its parameters cell", file=sys.stderr)
+        print(
+            f"error: unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
+            "in its parameters cell",
+            file=sys.stderr,
+        )
         return 2
     out = args.out.resolve()
     for folder in (p.resolve() for p in args.submissions if p.is_dir()):
         if out == folder or folder in out.parents:
-            print(f"error: --out {safe_text(args.out)} is inside the submissions folder {safe_text(folder)}; the "
-                  "results would be mixed with the students' files. Choose a folder outside it, e.g. --out check-results",
-                  file=sys.stderr)
+            print(
+                f"error: --out {safe_text(args.out)} is inside the submissions folder {safe_text(folder)}; the "
+                "results would be mixed with the students' files. Choose a folder outside it, e.g. --out check-results",
+                file=sys.stderr,
+            )
             return 2
     try:
         check_out_dir(args.out, args.notebooks, example="--out check-results")
@@ -921,8 +1028,11 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
     def progress(done: int, total: int, result: Submission) -> None:
-        print(f"[{done}/{total}] {safe_text(result.student)} ({safe_text(result.path.name)}): "
-              f"{safe_text(result.summary())} ({result.seconds:.1f} s)", flush=True)
+        print(
+            f"[{done}/{total}] {safe_text(result.student)} ({safe_text(result.path.name)}): "
+            f"{safe_text(result.summary())} ({result.seconds:.1f} s)",
+            flush=True,
+        )
 
     print(f"checking {len(files)} notebook{'s' if len(files) != 1 else ''}, {args.jobs} at a time ...", flush=True)
     finished: list = []
@@ -932,9 +1042,18 @@ def main(argv: Sequence[str]) -> int:
     _STOPPING["now"] = False
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        check_submissions(files, args.notebooks, args.jobs, progress, finished, data_dir=args.data,
-                          parameters=params, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
-                          use_sandbox=args.sandbox)
+        check_submissions(
+            files,
+            args.notebooks,
+            args.jobs,
+            progress,
+            finished,
+            data_dir=args.data,
+            parameters=params,
+            cell_timeout=args.cell_timeout,
+            notebook_timeout=args.timeout,
+            use_sandbox=args.sandbox,
+        )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -948,16 +1067,21 @@ def main(argv: Sequence[str]) -> int:
         print()
         print(timing_report(results, time.perf_counter() - class_start, args.jobs))
     if interrupted:  # the previous results stay as they were: a half-checked class must not replace them
-        print(f"\ninterrupted: {len(results)} of {len(files)} submissions were checked (shown above); nothing was "
-              f"written, so {safe_text(args.out)} still holds the results of the last complete run", file=sys.stderr)
+        print(
+            f"\ninterrupted: {len(results)} of {len(files)} submissions were checked (shown above); nothing was "
+            f"written, so {safe_text(args.out)} still holds the results of the last complete run",
+            file=sys.stderr,
+        )
         return 130
     try:
         written = write_results(results, args.out, args.notebooks)
     except (ValueError, OSError) as exc:
         print(f"error: the results could not be written: {exc}", file=sys.stderr)
         return 2
-    print(f"\nwrote {written[0]} and {written[1]} (the executed notebooks, with full tracebacks, are in "
-          f"{written[0].parent / 'executed'})")
+    print(
+        f"\nwrote {written[0]} and {written[1]} (the executed notebooks, with full tracebacks, are in "
+        f"{written[0].parent / 'executed'})"
+    )
     broken = [r for r in results if r.problem.startswith(COULD_NOT_CHECK)]
     for r in broken:
         print(f"error: {safe_text(r.path)}: {safe_text(r.problem)}", file=sys.stderr)

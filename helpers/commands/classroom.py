@@ -35,10 +35,10 @@ import html
 import re
 import sys
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Optional, Sequence
 
 import bleach
 import jinja2
@@ -83,7 +83,7 @@ def exercise_source(solution: str) -> str:
         in_hint = bool(_HINT_LINE.match(line)) or (in_hint and line.lstrip().startswith("#"))
         if in_hint:
             hints.append(line.strip())
-    check = "\n".join(lines[check_at + 1:]).strip("\n")
+    check = "\n".join(lines[check_at + 1 :]).strip("\n")
     parts = [EXERCISE_TODO, *hints]
     if check:
         parts += ["", "", CHECK_INTRO, check]
@@ -100,7 +100,7 @@ def is_solution(cell: nbformat.NotebookNode) -> bool:
     return isinstance(tags, list) and any(_is_solution_tag(t) for t in tags)
 
 
-def student_notebook(nb: nbformat.NotebookNode, lesson: Optional[str] = None) -> nbformat.NotebookNode:
+def student_notebook(nb: nbformat.NotebookNode, lesson: str | None = None) -> nbformat.NotebookNode:
     """A copy of ``nb`` in which every solution cell is an empty exercise (or written-answer) cell.
 
     Code solutions become a TODO cell (tags kept, ``exercise`` added) and check cells lose
@@ -158,7 +158,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_student_edition(
-    out_dir: Path, only: Optional[Sequence[str]] = None, notebooks_dir: Path = NOTEBOOKS_DIR
+    out_dir: Path, only: Sequence[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR
 ) -> list[Path]:
     """Write the student edition of the selected notebooks into ``out_dir``; return the files written."""
     notebooks = select_notebooks(only, notebooks_dir)
@@ -246,25 +246,30 @@ class MathMLRenderer(IPythonRenderer):
 
         return _IMG_SRC.sub(embed, html_text)
 
-    def _src_to_base64(self, src: str) -> Optional[str]:
+    def _src_to_base64(self, src: str) -> str | None:
         # nbconvert's own version checks the path without resolving symbolic links and embeds any file
         return image_data_uri(src, self.path)
 
     def _embed_image_or_attachment(self, src: str) -> str:
-        name = src[len("attachment:"):] if src.startswith("attachment:") else None
+        name = src[len("attachment:") :] if src.startswith("attachment:") else None
         if name is not None and name not in self.attachments:
             return ""  # nbconvert raises for a missing attachment; the page shows the alt text instead
         return super()._embed_image_or_attachment(src)
 
 
 MAX_IMAGE_BYTES = 20 * 2**20
-_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
-                (b"GIF89a", "image/gif"))
-_SVG_START = re.compile(rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]",
-                        re.IGNORECASE | re.DOTALL)
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_SVG_START = re.compile(
+    rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]", re.IGNORECASE | re.DOTALL
+)
 
 
-def image_type(data: bytes) -> Optional[str]:
+def image_type(data: bytes) -> str | None:
     """The MIME type of image ``data`` judged by its content (PNG, JPEG, GIF, WebP, SVG); None for anything else."""
     for magic, mime in _IMAGE_MAGIC:
         if data.startswith(magic):
@@ -276,7 +281,7 @@ def image_type(data: bytes) -> Optional[str]:
     return None
 
 
-def image_data_uri(src: str, folder: str) -> Optional[str]:
+def image_data_uri(src: str, folder: str) -> str | None:
     """A data URI for an image file ``src`` that resolves inside ``folder``; None for anything else.
 
     Symbolic links are followed before the check, so a link to a file elsewhere is
@@ -299,23 +304,154 @@ def image_data_uri(src: str, folder: str) -> Optional[str]:
 # ---------------------------------------------------------------- sanitizing the pages
 
 _TEXT_TAGS = {
-    "a", "abbr", "address", "article", "aside", "b", "bdi", "bdo", "blockquote", "br", "caption", "center", "cite",
-    "code", "col", "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure",
-    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "i", "img", "input", "ins", "kbd", "li", "main",
-    "mark", "nav", "ol", "p", "pre", "q", "rp", "rt", "ruby", "s", "samp", "section", "small", "span", "strong",
-    "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul", "var", "wbr",
+    "a",
+    "abbr",
+    "address",
+    "article",
+    "aside",
+    "b",
+    "bdi",
+    "bdo",
+    "blockquote",
+    "br",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "i",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "li",
+    "main",
+    "mark",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "rp",
+    "rt",
+    "ruby",
+    "s",
+    "samp",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "u",
+    "ul",
+    "var",
+    "wbr",
 }
 _MATHML_TAGS = {
-    "math", "maction", "annotation", "menclose", "merror", "mfenced", "mfrac", "mi", "mmultiscripts", "mn", "mo",
-    "mover", "mpadded", "mphantom", "mprescripts", "mroot", "mrow", "ms", "mspace", "msqrt", "mstyle", "msub",
-    "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover", "none", "semantics",
+    "math",
+    "maction",
+    "annotation",
+    "menclose",
+    "merror",
+    "mfenced",
+    "mfrac",
+    "mi",
+    "mmultiscripts",
+    "mn",
+    "mo",
+    "mover",
+    "mpadded",
+    "mphantom",
+    "mprescripts",
+    "mroot",
+    "mrow",
+    "ms",
+    "mspace",
+    "msqrt",
+    "mstyle",
+    "msub",
+    "msubsup",
+    "msup",
+    "mtable",
+    "mtd",
+    "mtext",
+    "mtr",
+    "munder",
+    "munderover",
+    "none",
+    "semantics",
 }
 _MATHML_ATTRIBUTES = {
-    "accent", "accentunder", "alttext", "close", "columnalign", "columnlines", "columnspacing", "columnspan",
-    "depth", "display", "displaystyle", "fence", "form", "frame", "height", "largeop", "linethickness", "lspace",
-    "mathbackground", "mathcolor", "mathsize", "mathvariant", "maxsize", "minsize", "movablelimits", "notation",
-    "open", "rowalign", "rowlines", "rowspacing", "rowspan", "rspace", "scriptlevel", "separator", "separators",
-    "stretchy", "symmetric", "voffset", "width", "xmlns",
+    "accent",
+    "accentunder",
+    "alttext",
+    "close",
+    "columnalign",
+    "columnlines",
+    "columnspacing",
+    "columnspan",
+    "depth",
+    "display",
+    "displaystyle",
+    "fence",
+    "form",
+    "frame",
+    "height",
+    "largeop",
+    "linethickness",
+    "lspace",
+    "mathbackground",
+    "mathcolor",
+    "mathsize",
+    "mathvariant",
+    "maxsize",
+    "minsize",
+    "movablelimits",
+    "notation",
+    "open",
+    "rowalign",
+    "rowlines",
+    "rowspacing",
+    "rowspan",
+    "rspace",
+    "scriptlevel",
+    "separator",
+    "separators",
+    "stretchy",
+    "symmetric",
+    "voffset",
+    "width",
+    "xmlns",
 }
 _ATTRIBUTES = {
     "*": {"class", "id", "title", "lang", "dir", "style"},
@@ -335,13 +471,42 @@ _ATTRIBUTES = {
 }
 # elements dropped together with everything inside them (the rest of a disallowed element's text is kept)
 _DROPPED_WITH_CONTENT = {
-    "script", "style", "template", "iframe", "frame", "frameset", "object", "embed", "applet", "noscript", "noembed",
-    "noframes", "xmp", "textarea", "select", "title", "svg", "audio", "video", "canvas", "head", "link", "meta",
-    "base", "button", "option", "plaintext", "portal", "param", "source", "track",
+    "script",
+    "style",
+    "template",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "noscript",
+    "noembed",
+    "noframes",
+    "xmp",
+    "textarea",
+    "select",
+    "title",
+    "svg",
+    "audio",
+    "video",
+    "canvas",
+    "head",
+    "link",
+    "meta",
+    "base",
+    "button",
+    "option",
+    "plaintext",
+    "portal",
+    "param",
+    "source",
+    "track",
 }
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[a-z0-9+/=\s]*$", re.IGNORECASE)
-_CSS_DANGER = re.compile(r"url\s*\(|image\s*\(|image-set|expression|@|\\|javascript|behavior|-moz-binding|&",
-                         re.IGNORECASE)
+_CSS_DANGER = re.compile(
+    r"url\s*\(|image\s*\(|image-set|expression|@|\\|javascript|behavior|-moz-binding|&", re.IGNORECASE
+)
 _URL_NOISE = re.compile(r"[`\x00-\x20\x7f-\xa0\s]+")
 
 
@@ -382,8 +547,12 @@ class _DropWithContent(bleach.html5lib_shim.Filter):
                 continue
             if kind in ("EmptyTag", "EndTag") and token["name"] in _DROPPED_WITH_CONTENT:
                 continue
-            if token.get("name") == "input" and kind in ("StartTag", "EmptyTag") and not any(
-                name == "type" and value.strip().lower() == "checkbox" for (_, name), value in token["data"].items()
+            if (
+                token.get("name") == "input"
+                and kind in ("StartTag", "EmptyTag")
+                and not any(
+                    name == "type" and value.strip().lower() == "checkbox" for (_, name), value in token["data"].items()
+                )
             ):
                 continue  # only the check boxes of Markdown task lists; a text box would be an empty form field
             yield token
@@ -430,11 +599,37 @@ _SANITIZER = _Sanitizer(
     strip_comments=True,
     css_sanitizer=CSSSanitizer(
         allowed_css_properties=[
-            "background-color", "border", "border-bottom", "border-collapse", "border-left", "border-right",
-            "border-top", "color", "display", "font-family", "font-size", "font-style", "font-weight", "height",
-            "margin", "margin-bottom", "margin-left", "margin-right", "margin-top", "max-width", "min-width",
-            "padding", "padding-bottom", "padding-left", "padding-right", "padding-top", "text-align",
-            "text-decoration", "vertical-align", "white-space", "width",
+            "background-color",
+            "border",
+            "border-bottom",
+            "border-collapse",
+            "border-left",
+            "border-right",
+            "border-top",
+            "color",
+            "display",
+            "font-family",
+            "font-size",
+            "font-style",
+            "font-weight",
+            "height",
+            "margin",
+            "margin-bottom",
+            "margin-left",
+            "margin-right",
+            "margin-top",
+            "max-width",
+            "min-width",
+            "padding",
+            "padding-bottom",
+            "padding-left",
+            "padding-right",
+            "padding-top",
+            "text-align",
+            "text-decoration",
+            "vertical-align",
+            "white-space",
+            "width",
         ],
         allowed_svg_properties=[],
     ),
@@ -454,7 +649,7 @@ def sanitize_page(page: str) -> str:
     match = _BODY.search(page)
     if match is None:
         raise RuntimeError("the exported page has no <body>; the HTML template has changed")
-    page = page[: match.start(2)] + sanitize_html(match.group(2)) + page[match.end(2):]
+    page = page[: match.start(2)] + sanitize_html(match.group(2)) + page[match.end(2) :]
     problems = unsafe_parts(page)
     if problems:
         raise RuntimeError(f"the page still holds {problems[0]}; the HTML template or sanitizer has a gap")
@@ -464,8 +659,25 @@ def sanitize_page(page: str) -> str:
 class _Scanner(HTMLParser):
     """Collects what a handout must not contain: scripts, frames, active attributes and anything loaded from elsewhere."""
 
-    ACTIVE = {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "link", "base", "form",
-              "svg", "portal", "audio", "video", "source", "track", "input:not-checkbox"}
+    ACTIVE = {
+        "script",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "link",
+        "base",
+        "form",
+        "svg",
+        "portal",
+        "audio",
+        "video",
+        "source",
+        "track",
+        "input:not-checkbox",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -482,9 +694,16 @@ class _Scanner(HTMLParser):
             url = _URL_NOISE.sub("", value).lower()
             if name.startswith("on"):
                 self.problems.append(f"an event attribute {name}")
-            elif name in ("src", "srcset", "poster", "background", "data", "action", "formaction", "xlink:href") and not (
-                name == "src" and _DATA_IMAGE.match(value.strip())
-            ):
+            elif name in (
+                "src",
+                "srcset",
+                "poster",
+                "background",
+                "data",
+                "action",
+                "formaction",
+                "xlink:href",
+            ) and not (name == "src" and _DATA_IMAGE.match(value.strip())):
                 self.problems.append(f"a {name}={value[:40]!r} that loads something")
             elif name == "href" and re.match(r"^(javascript|vbscript|data|file):", url):
                 self.problems.append(f"a link to {value[:40]!r}")
@@ -509,7 +728,7 @@ def unsafe_parts(page: str) -> list[str]:
     return scanner.problems
 
 
-def markdown_to_html(source: str, path: str = "", attachments: Optional[dict] = None) -> str:
+def markdown_to_html(source: str, path: str = "", attachments: dict | None = None) -> str:
     """Markdown (with math) to HTML as the handouts show it; images next to ``path`` are embedded."""
     renderer = MathMLRenderer(escape=False, embed_images=True, path=path, attachments=attachments)
     return MarkdownWithMath(renderer=renderer).render(source)
@@ -545,7 +764,7 @@ class NotebookInfo:
     summary: str  # the first paragraph after the heading, Markdown
 
 
-def notebook_info(path: Path, nb: Optional[nbformat.NotebookNode] = None) -> NotebookInfo:
+def notebook_info(path: Path, nb: nbformat.NotebookNode | None = None) -> NotebookInfo:
     """Title and one-line summary from the notebook's first Markdown cell."""
     nb = nb if nb is not None else nbformat.read(path, as_version=4)
     first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
@@ -616,7 +835,7 @@ def index_html(infos: Sequence[NotebookInfo], available: set[str]) -> str:
 
 def write_handouts(
     out_dir: Path,
-    only: Optional[Sequence[str]] = None,
+    only: Sequence[str] | None = None,
     hide_solutions: bool = False,
     notebooks_dir: Path = NOTEBOOKS_DIR,
 ) -> list[Path]:
@@ -660,8 +879,10 @@ def _parser(command: str, description: str) -> argparse.ArgumentParser:
 
 def _write_failure(exc: OSError) -> str:
     where = f" {exc.filename}" if exc.filename else ""
-    return (f"could not write{where}: {exc.strerror or exc}; files written before it are complete, "
-            "so choose a folder you can write to (with free space) and run again")
+    return (
+        f"could not write{where}: {exc.strerror or exc}; files written before it are complete, "
+        "so choose a folder you can write to (with free space) and run again"
+    )
 
 
 def _write_or_explain(write, *args):

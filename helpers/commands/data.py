@@ -8,8 +8,9 @@ import http.server
 import socket
 import sys
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any
 
 from helpers import data
 from helpers.commands.textsafe import safe_text
@@ -33,8 +34,16 @@ def _shown(path: Path) -> str:
 def _progress(name: str, size: int):
     from tqdm import tqdm
 
-    return tqdm(total=size, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=size,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def _report_problems(raw_dir: Path, problems: dict) -> int:
@@ -43,9 +52,12 @@ def _report_problems(raw_dir: Path, problems: dict) -> int:
     for name, why in problems.items():
         print(f"  {'ok   ' if why is None else 'WRONG'} {_shown(raw_dir / name)}" + (f": {why}" if why else ""))
     if bad:
-        print(f"\n{len(bad)} of {len(problems)} files are missing or not the official ones: "
-              f"{', '.join(bad)}.\nDelete the wrong ones and run `python -m helpers data` (with --mirror URL "
-              "if the official servers are unreachable) to download them again.", file=sys.stderr)
+        print(
+            f"\n{len(bad)} of {len(problems)} files are missing or not the official ones: "
+            f"{', '.join(bad)}.\nDelete the wrong ones and run `python -m helpers data` (with --mirror URL "
+            "if the official servers are unreachable) to download them again.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -114,12 +126,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "helpers-data"
     timeout = SERVE_TIMEOUT_S
 
-    def _target(self) -> Optional[bytes]:
+    def _target(self) -> bytes | None:
         path = urllib.parse.urlsplit(self.path).path
         name = path.rsplit("/", 1)[-1] if path.count("/") == 1 else None  # only "/NAME"; no folders, no ..
         return self.files.get(name) if name in data.OFFICIAL_GZ else None
 
     def _send(self, head_only: bool) -> None:
+        body: bytes | None
         if urllib.parse.urlsplit(self.path).path == "/":
             body = self.index
             self.send_response(200)
@@ -141,7 +154,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         view = memoryview(body)
         for start in range(0, len(body), 1 << 16):
-            self.wfile.write(view[start:start + (1 << 16)])
+            self.wfile.write(view[start : start + (1 << 16)])
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._send(head_only=False)
@@ -190,8 +203,10 @@ def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPSe
             files[name] = body
     if bad:
         lines = "; ".join(f"{name}: {why}" for name, why in bad.items())
-        raise ValueError(f"only verified files are served, and {_shown(raw_dir)} is not complete ({lines}). "
-                         "Run `python -m helpers data` first.")
+        raise ValueError(
+            f"only verified files are served, and {_shown(raw_dir)} is not complete ({lines}). "
+            "Run `python -m helpers data` first."
+        )
     handler = type("Handler", (_Handler,), {"raw_dir": raw_dir.resolve(), "files": files})
     server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -212,15 +227,17 @@ def serve_main(root: Path, host: str, port: int) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.",
-              file=sys.stderr)
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.", file=sys.stderr)
         return 1
     shown_host = lan_address() if host in ("0.0.0.0", "") else host
     url = f"http://{shown_host}:{server.server_address[1]}/"
     lines = student_lines(url)
-    server.RequestHandlerClass.index = (
-        "Fashion-MNIST for this classroom:\n" + "".join(f"  {name}\n" for name in data.OFFICIAL_GZ)
-        + "\nOn a student's machine, in the project folder, type one of:\n" + "".join(f"  {l}\n" for l in lines)
+    handler: Any = server.RequestHandlerClass  # the class make_server built for this server alone
+    handler.index = (
+        "Fashion-MNIST for this classroom:\n"
+        + "".join(f"  {name}\n" for name in data.OFFICIAL_GZ)
+        + "\nOn a student's machine, in the project folder, type one of:\n"
+        + "".join(f"  {line}\n" for line in lines)
     ).encode("utf-8")
     print(f"serving the four verified files of {_shown(_raw_dir(root))} at {url} (read-only; Ctrl-C stops)")
     print("students type, in the project folder, one of:")
@@ -228,8 +245,10 @@ def serve_main(root: Path, host: str, port: int) -> int:
         print(f"  {line}")
     print("(the first tries the official servers first, then this one; the second only this one)")
     if host in ("0.0.0.0", "", "::"):
-        print(f"listening on every network interface of this machine (port {server.server_address[1]}): anyone on "
-              "the network can fetch these four public files; --host 127.0.0.1 keeps it to this machine")
+        print(
+            f"listening on every network interface of this machine (port {server.server_address[1]}): anyone on "
+            "the network can fetch these four public files; --host 127.0.0.1 keeps it to this machine"
+        )
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -242,18 +261,28 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers data",
         description="Download Fashion-MNIST (official servers first, then mirrors), verify its four .gz files "
-                    "against their SHA-256, check files already there, or serve them to a classroom.",
+        "against their SHA-256, check files already there, or serve them to a classroom.",
     )
-    parser.add_argument("--root", type=Path, default=Path("data"),
-                        help="data folder holding FashionMNIST/raw (default: data)")
-    parser.add_argument("--mirror", action="append", default=[], metavar="URL",
-                        help="a base URL holding the four .gz files, tried after the official servers and "
-                             f"before ${data.MIRROR_ENV} (repeatable)")
-    parser.add_argument("--no-official", action="store_true",
-                        help="do not try the official servers: only --mirror and $" + data.MIRROR_ENV)
+    parser.add_argument(
+        "--root", type=Path, default=Path("data"), help="data folder holding FashionMNIST/raw (default: data)"
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a base URL holding the four .gz files, tried after the official servers and "
+        f"before ${data.MIRROR_ENV} (repeatable)",
+    )
+    parser.add_argument(
+        "--no-official",
+        action="store_true",
+        help="do not try the official servers: only --mirror and $" + data.MIRROR_ENV,
+    )
     parser.add_argument("--check", action="store_true", help="only check the files already there")
-    parser.add_argument("--serve", action="store_true",
-                        help="serve the verified files over HTTP (for a classroom); Ctrl-C stops")
+    parser.add_argument(
+        "--serve", action="store_true", help="serve the verified files over HTTP (for a classroom); Ctrl-C stops"
+    )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on with --serve (default: all)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for --serve (default: {DEFAULT_PORT})")
     args = parser.parse_args(list(argv))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import ast
 import secrets
-from typing import Any, Optional
+from typing import Any
 
 MODULE = "_helpers_grader"  # the kernel-side module's name in sys.modules
 NAME = "__helpers_grader__"  # the name the rewritten check cells use; rebound before every check
@@ -327,8 +327,9 @@ def harden_check(source: str, token: str) -> str:
     except SyntaxError:
         return source
     tree = _Harden().visit(tree)
-    tree.body.append(ast.Expr(ast.Call(ast.Attribute(ast.Name(NAME, ast.Load()), "done", ast.Load()),
-                                       [ast.Constant(token)], [])))
+    tree.body.append(
+        ast.Expr(ast.Call(ast.Attribute(ast.Name(NAME, ast.Load()), "done", ast.Load()), [ast.Constant(token)], []))
+    )
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
@@ -336,7 +337,7 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
-def expression_value(reply: Optional[dict[str, Any]], key: str) -> Optional[str]:
+def expression_value(reply: dict[str, Any] | None, key: str) -> str | None:
     """The string a user expression returned, from an execute_reply; None when it failed or was not evaluated."""
     if not reply:
         return None

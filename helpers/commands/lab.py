@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .runner import NOTEBOOKS_DIR
 
@@ -26,10 +26,12 @@ def lab_command(argv: Sequence[str] = ()) -> list[str]:
 
 def main(argv: Sequence[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        print("usage: python -m helpers lab [FOLDER] [jupyter lab options ...]\n\n"
-              "Start JupyterLab on notebooks/ (or FOLDER) with the project's settings in\n"
-              f"{SETTINGS_DIR} (no prompt about Jupyter news).\n"
-              "Other options go to jupyter lab unchanged, e.g. --port 8899 or --no-browser.")
+        print(
+            "usage: python -m helpers lab [FOLDER] [jupyter lab options ...]\n\n"
+            "Start JupyterLab on notebooks/ (or FOLDER) with the project's settings in\n"
+            f"{SETTINGS_DIR} (no prompt about Jupyter news).\n"
+            "Other options go to jupyter lab unchanged, e.g. --port 8899 or --no-browser."
+        )
         return 0
     command = lab_command(argv)
     if os.name == "posix":  # become jupyter lab: Ctrl-C and exit codes are its own

@@ -15,9 +15,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional, Sequence
+from typing import IO, Any
 
 import nbformat
 
@@ -34,7 +35,7 @@ def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
-def select_notebooks(only: Optional[Sequence[str]] = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+def select_notebooks(only: Sequence[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     """Pick notebooks by number ("3", "03") or file name; all of them when ``only`` is empty.
 
     Raises ValueError for a folder that does not exist or holds no notebooks, and
@@ -49,12 +50,11 @@ def select_notebooks(only: Optional[Sequence[str]] = None, notebooks_dir: Path =
         raise ValueError(f"no notebooks (NN_name.ipynb) found in {folder}; check the --notebooks path")
     if not only:
         return notebooks
-    chosen = []
+    chosen: list[Path] = []
     for key in only:
         key = key.strip()
         matches = [
-            p for p in notebooks
-            if (key.isdigit() and p.name[:2] == key.zfill(2)) or p.name == key or p.stem == key
+            p for p in notebooks if (key.isdigit() and p.name[:2] == key.zfill(2)) or p.name == key or p.stem == key
         ]
         if not matches:
             names = ", ".join(p.name[:2] for p in notebooks)
@@ -79,10 +79,14 @@ def check_out_dir(out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR, example: s
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"--out {out_dir} cannot be a folder: {existing} is a file; choose another name, e.g. {example}")
+        raise ValueError(
+            f"--out {out_dir} cannot be a folder: {existing} is a file; choose another name, e.g. {example}"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out_dir} cannot be written: {existing} is read-only for you; "
-                         f"choose a folder you can write to, e.g. {example}")
+        raise ValueError(
+            f"--out {out_dir} cannot be written: {existing} is read-only for you; "
+            f"choose a folder you can write to, e.g. {example}"
+        )
     return out
 
 
@@ -91,8 +95,9 @@ def make_out_dir(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create the output folder {out}: {exc.strerror or exc}; "
-                         "choose a folder you can write to") from None
+        raise ValueError(
+            f"cannot create the output folder {out}: {exc.strerror or exc}; choose a folder you can write to"
+        ) from None
     return out
 
 
@@ -114,8 +119,10 @@ def parse_value(text: str) -> Any:
         return text
     problem = _plain_problem(value)
     if problem:
-        raise ValueError(f"{_shown(text)} {problem}; a parameter can only be {PLAIN_VALUES} "
-                         "(put quotes around text to pass it as a string)")
+        raise ValueError(
+            f"{_shown(text)} {problem}; a parameter can only be {PLAIN_VALUES} "
+            "(put quotes around text to pass it as a string)"
+        )
     return value
 
 
@@ -134,7 +141,7 @@ def check_parameter_value(name: str, value: Any) -> Any:
     return value
 
 
-def _plain_problem(value: Any, depth: int = 0) -> Optional[str]:
+def _plain_problem(value: Any, depth: int = 0) -> str | None:
     """What keeps ``value`` from being plain data, or None."""
     if depth > 20:
         return "is nested more than 20 levels deep"
@@ -195,12 +202,16 @@ def injected_source(parameters: dict[str, Any], language: str = "python") -> str
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         assigned = None
     if assigned is None or [n for n, _ in assigned] != list(parameters):
-        raise ValueError(f"the parameters {', '.join(parameters)} cannot be written into the notebook as plain "
-                         f"data; give {PLAIN_VALUES}")
+        raise ValueError(
+            f"the parameters {', '.join(parameters)} cannot be written into the notebook as plain "
+            f"data; give {PLAIN_VALUES}"
+        )
     for name, value in assigned:
         if not _same_value(value, parameters[name]):
-            raise ValueError(f"parameter {name} would not reach the notebook as exactly {_shown(parameters[name])}; "
-                             f"give {PLAIN_VALUES}")
+            raise ValueError(
+                f"parameter {name} would not reach the notebook as exactly {_shown(parameters[name])}; "
+                f"give {PLAIN_VALUES}"
+            )
     return source
 
 
@@ -231,8 +242,9 @@ def _declared(path: Path) -> dict[str, tuple[Any, bool]]:
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        raise ValueError(f"{path.name}: the parameters cell is not valid Python ({exc.msg}, line {exc.lineno}); "
-                         "fix it first") from None
+        raise ValueError(
+            f"{path.name}: the parameters cell is not valid Python ({exc.msg}, line {exc.lineno}); fix it first"
+        ) from None
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             try:
@@ -245,7 +257,7 @@ def _declared(path: Path) -> dict[str, tuple[Any, bool]]:
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _kind_of(default: Any) -> Optional[tuple[type, str]]:
+def _kind_of(default: Any) -> tuple[type, str] | None:
     """The type a parameter's value must have, judged by its default, and how to name it."""
     if isinstance(default, bool):
         return bool, "true or false"
@@ -287,14 +299,16 @@ def check_notebook_parameters(path: Path, parameters: dict[str, Any]) -> None:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             hint = " (to pass text that looks like a number, quote it: -p NAME \"'text'\")" if wanted is str else ""
-            raise ValueError(f"{path.name}: parameter {name} must be {noun}, like its default "
-                             f"{declared[name][0]!r}; got {_shown(value)}{hint}")
+            raise ValueError(
+                f"{path.name}: parameter {name} must be {noun}, like its default "
+                f"{declared[name][0]!r}; got {_shown(value)}{hint}"
+            )
     from ..params import check_parameter  # imports torch: not at module level, so --help starts fast
 
     _, setup_source = _code_cells(path)
-    for name, kind, minimum, maximum, allow in _setup_checks(setup_source, values):
+    for name, check_kind, minimum, maximum, allow in _setup_checks(setup_source, values):
         try:
-            check_parameter(name, values[name], kind, minimum=minimum, maximum=maximum, allow_nonfinite=allow)
+            check_parameter(name, values[name], check_kind, minimum=minimum, maximum=maximum, allow_nonfinite=allow)
         except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from None
 
@@ -316,8 +330,14 @@ def _number(node: ast.AST, values: dict[str, Any]) -> Any:
         left, right = _number(node.left, values), _number(node.right, values)
         if isinstance(node.op, ast.Pow) and (abs(right) > 128 or abs(left) > 2**64):
             raise _Unknown
-        operations = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-                      ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Pow: lambda a, b: a ** b}
+        operations = {
+            ast.Add: lambda a, b: a + b,
+            ast.Sub: lambda a, b: a - b,
+            ast.Mult: lambda a, b: a * b,
+            ast.Div: lambda a, b: a / b,
+            ast.FloorDiv: lambda a, b: a // b,
+            ast.Pow: lambda a, b: a**b,
+        }
         if type(node.op) in operations:
             try:
                 return operations[type(node.op)](left, right)
@@ -334,7 +354,11 @@ def _setup_checks(source: str, values: dict[str, Any]) -> Iterator[tuple[str, ty
     except SyntaxError:
         return
     for node in tree.body:
-        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
+        if (
+            isinstance(node, ast.For)
+            and isinstance(node.target, ast.Name)
+            and isinstance(node.iter, (ast.Tuple, ast.List))
+        ):
             names = [e.value for e in node.iter.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
             if len(names) != len(node.iter.elts):
                 continue
@@ -365,14 +389,17 @@ def _check_call(node: ast.AST, values: dict[str, Any], loop: dict[str, str]) -> 
     else:
         return
     is_itself = isinstance(second, ast.Name) and second.id == name
-    is_lookup = (isinstance(second, ast.Subscript) and isinstance(second.value, ast.Call)
-                 and getattr(second.value.func, "id", None) == "globals")
+    is_lookup = (
+        isinstance(second, ast.Subscript)
+        and isinstance(second.value, ast.Call)
+        and getattr(second.value.func, "id", None) == "globals"
+    )
     if name not in values or not (is_itself or is_lookup):
         return
     arguments = dict(zip(("kind", "minimum", "maximum", "allow_nonfinite"), call.args[2:]))
     arguments.update({k.arg: k.value for k in call.keywords if k.arg})
     kind_node = arguments.get("kind")
-    kind = int if kind_node is None else _KINDS.get(getattr(kind_node, "id", None))
+    kind = int if kind_node is None else _KINDS.get(getattr(kind_node, "id", ""))
     try:
         if kind is None:
             raise _Unknown
@@ -383,7 +410,7 @@ def _check_call(node: ast.AST, values: dict[str, Any], loop: dict[str, str]) -> 
     yield name, kind, bounds[0], bounds[1], allow
 
 
-def _kernel_manager_class(log: Optional[IO] = None, started: Optional[list] = None):
+def _kernel_manager_class(log: IO | None = None, started: list | None = None):
     """Kernel manager for executing notebooks.
 
     Local IPC sockets on POSIX (no TCP, no warning about it). The kernel's own
@@ -499,7 +526,7 @@ class RunResult:
     status: str  # "ok" or "failed"
     seconds: float
     device: str
-    output: Optional[Path] = None
+    output: Path | None = None
     error: str = ""
     parameters: dict = field(default_factory=dict)
 
@@ -507,7 +534,7 @@ class RunResult:
 def run_notebook(
     path: Path,
     out_dir: Path,
-    parameters: Optional[dict[str, Any]] = None,
+    parameters: dict[str, Any] | None = None,
     progress_bar: bool = True,
 ) -> RunResult:
     """Execute one notebook with papermill into ``out_dir``; never touches the source file.
@@ -570,11 +597,14 @@ def run_notebook(
     return RunResult(path.name, status, seconds, device, output if output.exists() else None, error, params)
 
 
-def _describe_cell(executed: Path, exec_count: Optional[int]) -> str:
+def _describe_cell(executed: Path, exec_count: int | None) -> str:
     """Name a failed cell as the reader sees it in the source: 'code cell N (first line)'."""
     try:
-        cells = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
-                 and "injected-parameters" not in c.metadata.get("tags", [])]
+        cells = [
+            c
+            for c in nbformat.read(executed, as_version=4).cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])
+        ]
     except Exception:
         return f"the cell with execution count {exec_count}"
     for number, cell in enumerate(cells, 1):
@@ -591,7 +621,9 @@ def format_table(results: Sequence[RunResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) if i != 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+        lines.append(
+            "  ".join(cell.ljust(widths[i]) if i != 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -607,8 +639,8 @@ class RunInterrupted(KeyboardInterrupt):
 
 def run_series(
     device: str = "auto",
-    only: Optional[Sequence[str]] = None,
-    parameters: Optional[dict[str, Any]] = None,
+    only: Sequence[str] | None = None,
+    parameters: dict[str, Any] | None = None,
     out_dir: Path = DEFAULT_OUT,
     progress_bar: bool = True,
     echo=print,
@@ -649,7 +681,10 @@ def run_series(
         except KeyboardInterrupt:
             raise RunInterrupted(results, path.name) from None
         result.device = str(resolved)  # "auto" shown as what it picked, e.g. cuda:0 or cpu
-        echo(f"      {result.status} in {result.seconds:.1f} s" + (f" - {result.error}" if result.error else ""), flush=True)
+        echo(
+            f"      {result.status} in {result.seconds:.1f} s" + (f" - {result.error}" if result.error else ""),
+            flush=True,
+        )
         results.append(result)
     return results
 
@@ -666,15 +701,19 @@ def kernel_metadata(kernel_name: str = "python3") -> dict:
     starts. So both are asked from a real kernel (once per process).
     """
     if kernel_name not in _KERNEL_METADATA:
-        from jupyter_client.manager import start_new_kernel
-
         import subprocess
+
+        from jupyter_client.manager import start_new_kernel
 
         km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=120, stderr=subprocess.DEVNULL)
         try:
             reply = kc.kernel_info(reply=True, timeout=60)
             language_info = reply["content"]["language_info"]
             spec = km.kernel_spec
+            if spec is None:
+                raise RuntimeError(
+                    f"the kernel {kernel_name!r} has no kernel spec; install ipykernel in this environment"
+                )
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
@@ -685,7 +724,7 @@ def kernel_metadata(kernel_name: str = "python3") -> dict:
     return copy.deepcopy(_KERNEL_METADATA[kernel_name])
 
 
-def apply_kernel_metadata(path: Path, metadata: Optional[dict] = None) -> bool:
+def apply_kernel_metadata(path: Path, metadata: dict | None = None) -> bool:
     """Set only ``path``'s notebook-level metadata to ``metadata`` (default: kernel_metadata()); True if it changed.
 
     Cells and outputs are read fresh and written back untouched, in one step.
@@ -701,7 +740,7 @@ def apply_kernel_metadata(path: Path, metadata: Optional[dict] = None) -> bool:
     return True
 
 
-def _clean_metadata(nb: nbformat.NotebookNode, metadata: Optional[dict] = None) -> nbformat.NotebookNode:
+def _clean_metadata(nb: nbformat.NotebookNode, metadata: dict | None = None) -> nbformat.NotebookNode:
     """Keep only what a reader needs: tags in cells; in the notebook, what JupyterLab writes (kernel_metadata)."""
     for cell in nb.cells:
         tags = cell.metadata.get("tags")
@@ -776,9 +815,12 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
     nbformat.validate(nb)
     if nbformat.writes(nb) == nbformat.writes(old):
         return "unchanged"
-    stored_timings = [c.outputs for c in old.cells if c.cell_type == "code" and IGNORE_TAG in c.metadata.get("tags", [])]
+    stored_timings = [
+        c.outputs for c in old.cells if c.cell_type == "code" and IGNORE_TAG in c.metadata.get("tags", [])
+    ]
     if all(stored_timings) and nbformat.writes(_without_ignored_outputs(nb)) == nbformat.writes(
-            _without_ignored_outputs(_clean_metadata(copy.deepcopy(old)))):
+        _without_ignored_outputs(_clean_metadata(copy.deepcopy(old)))
+    ):
         return "kept"  # (a cleared timing cell is filled in, not kept empty)
     with atomic_write(path, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
@@ -788,19 +830,34 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
 def _parse_args(argv: Sequence[str], command: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m helpers {command}")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. --only 03 06)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
-                        help="folder of the notebooks (default: notebooks/; e.g. a student edition)")
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=NOTEBOOKS_DIR,
+        metavar="DIR",
+        help="folder of the notebooks (default: notebooks/; e.g. a student edition)",
+    )
     if command == "run":
         parser.description = "Execute every notebook in order with papermill into an output folder."
         parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps or xpu")
-        parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                            help="a papermill parameter, e.g. -p epochs 2 (repeatable)")
+        parser.add_argument(
+            "-p",
+            "--parameter",
+            nargs=2,
+            action="append",
+            default=[],
+            metavar=("NAME", "VALUE"),
+            help="a papermill parameter, e.g. -p epochs 2 (repeatable)",
+        )
         parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: runs/)")
         parser.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
     else:
         parser.description = "Re-execute the source notebooks in place on the CPU to regenerate stored outputs."
-        parser.add_argument("--metadata-only", action="store_true",
-                            help="only set each notebook's metadata to what JupyterLab writes (no cell is run)")
+        parser.add_argument(
+            "--metadata-only",
+            action="store_true",
+            help="only set each notebook's metadata to what JupyterLab writes (no cell is run)",
+        )
     return parser.parse_args(list(argv))
 
 
@@ -818,12 +875,15 @@ def run_main(argv: Sequence[str]) -> int:
             print(f"error: -p {name}: {exc}", file=sys.stderr)
             return 2
     try:
-        results = run_series(args.device, args.only, params, args.out, progress_bar=not args.no_progress,
-                             notebooks_dir=args.notebooks)
+        results = run_series(
+            args.device, args.only, params, args.out, progress_bar=not args.no_progress, notebooks_dir=args.notebooks
+        )
     except RunInterrupted as exc:
         finished = ", ".join(f"{r.notebook} ({r.status})" for r in exc.results) or "none"
-        print(f"\ninterrupted: {exc.stopped} was stopped and has no output; finished before it: {finished}",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted: {exc.stopped} was stopped and has no output; finished before it: {finished}",
+            file=sys.stderr,
+        )
         return 130
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -869,19 +929,25 @@ def _refresh_main(argv: Sequence[str]) -> int:
             state = "updated" if apply_kernel_metadata(path, metadata) else "unchanged"
             print(f"{path.name}: metadata {state}", flush=True)
         return 0
-    failed, done = 0, []
+    failed = 0
+    done: list[str] = []
     for path in notebooks:
         start = time.perf_counter()
         print(f"refreshing {path.name} ...", flush=True)
         try:
             state = refresh_notebook(path)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: {path.name} was left as it was; refreshed before it: {', '.join(done) or 'none'}",
-                  file=sys.stderr)
+            print(
+                f"\ninterrupted: {path.name} was left as it was; refreshed before it: {', '.join(done) or 'none'}",
+                file=sys.stderr,
+            )
             return 130
         except Exception as exc:
             failed += 1
-            print(f"  FAILED: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}", file=sys.stderr)
+            print(
+                f"  FAILED: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
+                file=sys.stderr,
+            )
             continue
         done.append(path.name)
         print(f"  {state} ({time.perf_counter() - start:.1f} s)", flush=True)

@@ -21,12 +21,22 @@ import secrets
 import signal
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Iterable, Optional
+from typing import IO, Any
 
 MARKER = "HELPERS_CHECK_RUN"
-_KEEP = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LANG", "LANGUAGE", "TZ", "SYSTEMROOT",
-         "COVERAGE_PROCESS_START")
+_KEEP = (
+    "PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "SYSTEMROOT",
+    "COVERAGE_PROCESS_START",
+)
 
 
 def new_marker() -> str:
@@ -41,7 +51,7 @@ def private_dir(parent: Path, name: str) -> Path:
     return path
 
 
-def minimal_env(home: Path, tmp: Path, marker: str, threads: int, base: Optional[dict[str, str]] = None) -> dict[str, str]:
+def minimal_env(home: Path, tmp: Path, marker: str, threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The kernel's environment: a few variables of ``base`` (default os.environ) and the check's own."""
     base = dict(os.environ if base is None else base)
     env = {k: v for k, v in base.items() if k in _KEEP or k.startswith("LC_")}
@@ -61,7 +71,7 @@ def minimal_env(home: Path, tmp: Path, marker: str, threads: int, base: Optional
     return env
 
 
-def bubblewrap() -> Optional[str]:
+def bubblewrap() -> str | None:
     """The path of bubblewrap's ``bwrap``, or None when it is not installed."""
     import shutil
 
@@ -79,13 +89,35 @@ def bubblewrap_prefix(writable: Path) -> list[str]:
     repository = Path(__file__).resolve().parents[2]
     keep = sorted({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, repository)})
     again = [arg for path in keep for arg in ("--ro-bind", path, path)]
-    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp",
-            *again, "--bind", str(writable), str(writable), "--unshare-net", "--unshare-pid", "--unshare-ipc",
-            "--die-with-parent",  # and ipykernel must not watch its parent: inside, the parent is pid 1
-            "--setenv", "JPY_PARENT_PID", "1", "--"]
+    return [
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/dev/shm",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        *again,
+        "--bind",
+        str(writable),
+        str(writable),
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--die-with-parent",  # and ipykernel must not watch its parent: inside, the parent is pid 1
+        "--setenv",
+        "JPY_PARENT_PID",
+        "1",
+        "--",
+    ]
 
 
-def kernel_manager_class(folder: Path, log: Optional[IO] = None, wrap: Optional[list[str]] = None):
+def kernel_manager_class(folder: Path, log: IO | None = None, wrap: list[str] | None = None):
     """A kernel manager whose connection file and IPC sockets live in ``folder`` (a private_dir).
 
     ``wrap`` is put in front of the kernel's command (bubblewrap_prefix for ``check --sandbox``).
@@ -126,18 +158,18 @@ def forget_connection_file(km: Any) -> None:
             pass
 
 
-def kernel_pid(km: Any) -> Optional[int]:
+def kernel_pid(km: Any) -> int | None:
     process = getattr(getattr(km, "provisioner", None), "process", None)
     return getattr(process, "pid", None)
 
 
-def _stat(pid: int) -> Optional[tuple[int, int, int]]:
+def _stat(pid: int) -> tuple[int, int, int] | None:
     """(ppid, pgid, sid) of ``pid``, or None when it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return int(fields[1]), int(fields[2]), int(fields[3])
 
 
@@ -155,7 +187,7 @@ def _pids() -> list[int]:
         return []
 
 
-def submission_processes(marker: str, root: Optional[int]) -> set[int]:
+def submission_processes(marker: str, root: int | None) -> set[int]:
     """Processes of one submission: marked, in ``root``'s session or group, or descended from ``root``."""
     me = os.getpid()
     needle = f"{MARKER}={marker}".encode()
@@ -185,7 +217,7 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def kill_submission(marker: str, root: Optional[int], rounds: int = 20) -> int:
+def kill_submission(marker: str, root: int | None, rounds: int = 20) -> int:
     """Stop, then kill, every process of one submission until none is left; return how many were found."""
     if not Path("/proc/self/stat").exists():  # not Linux: the kernel's process group is all we can reach
         if root is not None:
@@ -212,7 +244,7 @@ def _zombie(pid: int) -> bool:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return text[text.rindex(")") + 2:].split()[0] in ("Z", "X")
+    return text[text.rindex(")") + 2 :].split()[0] in ("Z", "X")
 
 
 def temporary_root() -> Path:

@@ -26,8 +26,9 @@ def safe_text(text: object, keep_newlines: bool = False) -> str:
     """``text`` with undecodable bytes, control characters and bidi overrides shown as escapes."""
     text = str(text)
     if any("\udc80" <= ch <= "\udcff" for ch in text) or any("\ud800" <= ch <= "\udfff" for ch in text):
-        text = text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace") \
-            .decode("utf-8", "backslashreplace")
+        text = text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace").decode(
+            "utf-8", "backslashreplace"
+        )
         text = "".join(_escape_char(ch) if "\ud800" <= ch <= "\udfff" else ch for ch in text)
     out = []
     for ch in text:

@@ -30,17 +30,43 @@ FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 def _functions() -> set:
     names = {
-        torch: ["matmul", "mm", "bmm", "addmm", "baddbmm", "addmv", "mv", "conv1d", "conv2d", "conv3d",
-                "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "einsum"],
-        F: ["linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-            "conv_transpose3d"],
+        torch: [
+            "matmul",
+            "mm",
+            "bmm",
+            "addmm",
+            "baddbmm",
+            "addmv",
+            "mv",
+            "conv1d",
+            "conv2d",
+            "conv3d",
+            "conv_transpose1d",
+            "conv_transpose2d",
+            "conv_transpose3d",
+            "einsum",
+        ],
+        F: [
+            "linear",
+            "bilinear",
+            "conv1d",
+            "conv2d",
+            "conv3d",
+            "conv_transpose1d",
+            "conv_transpose2d",
+            "conv_transpose3d",
+        ],
         torch.Tensor: ["matmul", "mm", "bmm", "addmm", "baddbmm", "addmv", "mv", "__matmul__", "__rmatmul__"],
     }
     return {getattr(owner, name) for owner, names_ in names.items() for name in names_ if hasattr(owner, name)}
 
 
-_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-             torch.bfloat16: torch.int16}
+_INT_VIEW = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 _MASK32 = 0xFFFFFFFF
 
 
