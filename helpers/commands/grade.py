@@ -1,0 +1,182 @@
+"""Grade submissions: one notebook in a fresh workspace and kernel, and a whole class a few at a time.
+
+grade_submission reads, validates, plans and runs one submission and never raises
+for a bad one; check_submissions grades a class concurrently, stops cleanly on
+Ctrl-C or SIGTERM (check.main installs the handler) and tells rows with the same student name apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import sandbox
+from .classroom import SOLUTION_TAG
+from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT, run_graded
+from .plan import graded_notebook
+from .runner import NOTEBOOKS_DIR
+from .submissions import (
+    NotASubmission,
+    Submission,
+    _first_line,
+    _tags,
+    damaged,
+    exercise_number,
+    find_submissions,
+    lesson_of,
+    source_notebook,
+    student_name,
+)
+
+COULD_NOT_CHECK = "could not be checked"
+
+
+def _workspace(root: Path, data_dir: Path | None) -> Path:
+    """A fresh folder for one submission: ROOT/work is the kernel's working folder, ROOT/data its data."""
+    work = root / "work"
+    work.mkdir(parents=True)
+    if data_dir is not None and Path(data_dir).is_dir():
+        (root / "data").symlink_to(Path(data_dir).resolve(), target_is_directory=True)  # notebooks read ../data
+    return work
+
+
+async def grade_submission(
+    path: Path,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    data_dir: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    cell_timeout: float = CELL_TIMEOUT,
+    notebook_timeout: float = NOTEBOOK_TIMEOUT,
+    threads: int = 1,
+    use_sandbox: bool = False,
+) -> Submission:
+    """Grade one submitted notebook (see check.py's module docstring); never raises for a bad submission."""
+    path = Path(path)
+    result = Submission(path, student_name(path, notebooks_dir))
+    start = time.perf_counter()
+    try:
+        try:
+            student = nbformat.read(path, as_version=4)
+        except Exception as exc:  # not JSON, not a notebook, unreadable
+            raise NotASubmission(
+                f"{path.name} cannot be read as a notebook ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
+        damaged(path, student)
+        result.lesson = lesson_of(path, student)
+        source = nbformat.read(source_notebook(result.lesson, notebooks_dir), as_version=4)
+        if not any(exercise_number(c) is not None and SOLUTION_TAG in _tags(c) for c in source.cells):
+            raise NotASubmission(
+                f"lesson {result.lesson} in {notebooks_dir} has no exercises tagged exercise-N, so nothing can be checked"
+            )
+        nb, plan, result.exercises = graded_notebook(source, student, parameters)
+        if any(not e.status for e in result.exercises.values()):
+            root = sandbox.temporary_root()  # mode 0700
+            try:
+                workdir = _workspace(
+                    root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data"
+                )
+                home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
+                env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
+                with open(root / "kernel.log", "w", encoding="utf-8") as log:
+                    result.notes = await run_graded(
+                        nb,
+                        plan,
+                        result.exercises,
+                        workdir,
+                        env,
+                        cell_timeout,
+                        notebook_timeout,
+                        log,
+                        connection_dir=sandbox.private_dir(root, "connection"),
+                        wrap=sandbox.bubblewrap_prefix(root) if use_sandbox else None,
+                    )
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+        result.executed = nb
+    except NotASubmission as exc:
+        result.problem = str(exc)
+    except Exception as exc:  # the run itself broke (e.g. no kernel could start): say so in this row
+        result.problem = f"{COULD_NOT_CHECK}: {type(exc).__name__}: {_first_line(exc)}"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+_STOPPING = {"now": False}  # set by main's Ctrl-C/SIGTERM handler
+
+
+def _stop(signum: int, frame: Any) -> None:
+    _STOPPING["now"] = True
+    raise KeyboardInterrupt
+
+
+async def _check_all(
+    paths: list[Path], results: list[Submission | None], jobs: int, progress: Callable, **options
+) -> None:
+    limit = asyncio.Semaphore(max(1, jobs))
+    done = 0
+
+    async def one(i: int, path: Path) -> None:
+        nonlocal done
+        async with limit:
+            if _STOPPING["now"]:
+                return
+            result = await grade_submission(path, **options)
+            if _STOPPING["now"]:
+                return  # stopped by Ctrl-C or kill: a submission in flight gets no (wrong) mark
+            results[i] = result
+            done += 1
+            progress(done, len(paths), results[i])
+
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+
+
+def check_submissions(
+    paths: Sequence[Path],
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    jobs: int = 1,
+    progress: Callable[[int, int, Submission], None] | None = None,
+    results: list | None = None,
+    **options: Any,
+) -> list[Submission]:
+    """Grade every notebook in ``paths`` (``jobs`` at a time); return one Submission per notebook, in order.
+
+    ``results``, if given, is filled in as submissions finish (so a caller that is
+    interrupted with Ctrl-C still has the finished ones). ``options`` go to
+    grade_submission (data_dir, parameters, cell_timeout, notebook_timeout).
+    """
+    files = find_submissions(paths, exclude=options.pop("exclude", ()))
+    if not files:
+        raise ValueError("no notebooks (.ipynb) found in " + ", ".join(str(p) for p in paths))
+    slots: list[Submission | None] = results if results is not None else []
+    slots[:] = [None] * len(files)
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    options.setdefault("threads", threads)
+    asyncio.run(_check_all(files, slots, jobs, progress or (lambda *a: None), notebooks_dir=notebooks_dir, **options))
+    done = [r for r in slots if r is not None]
+    distinguish(done)
+    return done
+
+
+def distinguish(results: Sequence[Submission]) -> None:
+    """Rows of one lesson that would show the same student name show the path that tells them apart (A/zhang)."""
+    by_name: dict[tuple[str, str], list[Submission]] = {}
+    for r in results:
+        by_name.setdefault((r.student, r.lesson), []).append(r)
+    for rows in by_name.values():
+        if len(rows) < 2:
+            continue
+        common = Path(os.path.commonpath([str(r.path.parent) for r in rows]))
+        for r in rows:
+            where = r.path.parent.relative_to(common)
+            from_folder = r.path.parent.name == r.student and r.path.stem != r.student
+            if where == Path("."):
+                r.student = f"{r.student} ({r.path.name})"
+            else:
+                r.student = where.as_posix() if from_folder else (where / r.path.name).as_posix()

@@ -1,0 +1,182 @@
+"""The HTML handouts: one sanitized, self-contained page per notebook (nbconvert's lab template) and an index."""
+
+from __future__ import annotations
+
+import html
+import re
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import nbformat
+from nbconvert import HTMLExporter
+
+from .markdown_html import markdown_to_html
+from .runner import NOTEBOOKS_DIR, check_out_dir, list_notebooks, make_out_dir, select_notebooks
+from .sanitize import sanitize_html, sanitize_page
+from .student import read_notebook, without_solutions, write_atomic
+
+_SERIES_LINK = re.compile(r'href="(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
+_NAV_LINE = re.compile(r"^(上一节|下一节)")
+
+FONT_STACK = (
+    'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", '
+    '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", sans-serif'
+)
+CODE_FONT_STACK = (
+    'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", "Noto Sans Mono CJK SC", '
+    '"Microsoft YaHei", "PingFang SC", monospace'
+)
+MATH_FONT_STACK = '"Latin Modern Math", "STIX Two Math", "Cambria Math", "DejaVu Math TeX Gyre", math'
+
+HANDOUT_CSS = f"""
+:root {{
+  --jp-content-font-family: {FONT_STACK};
+  --jp-ui-font-family: {FONT_STACK};
+  --jp-code-font-family: {CODE_FONT_STACK};
+}}
+body {{ font-family: {FONT_STACK}; }}
+.jp-RenderedHTMLCommon pre, .jp-OutputArea-output .highlight pre {{ font-family: var(--jp-code-font-family); }}
+math {{ font-family: {MATH_FONT_STACK}; font-size: 1.1em; }}
+math[display="block"] {{ margin: 0.6em 0; }}
+code.tex-source {{ white-space: pre-wrap; }}
+main {{ max-width: 1100px; margin: 0 auto; }}
+"""
+
+# The lab template without anything fetched from the network (require.js, MathJax, Mermaid, widgets).
+HANDOUT_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">{{ resources.handout_css }}</style>
+{%- endblock html_head_css -%}
+"""
+
+
+class HandoutExporter(HTMLExporter):
+    """The lab HTML template, offline: MathML formulas, embedded images, no scripts from a CDN."""
+
+    @jinja2.pass_context
+    def markdown2html(self, context: jinja2.runtime.Context, source: str) -> str:
+        """The template's Markdown filter: formulas as MathML, local images and attachments embedded."""
+        cell = context.get("cell", {})
+        path = context.get("resources", {}).get("metadata", {}).get("path", "")
+        return markdown_to_html(source, path, cell.get("attachments", {}))
+
+
+def _exporter() -> HandoutExporter:
+    return HandoutExporter(
+        template_name="lab",
+        template_file="handout.html.j2",
+        extra_loaders=[jinja2.DictLoader({"handout.html.j2": HANDOUT_TEMPLATE})],
+        embed_images=True,
+        language_code="zh",
+    )
+
+
+@dataclass
+class NotebookInfo:
+    """What the index shows for one notebook."""
+
+    name: str  # file stem, e.g. 03_build_model
+    title: str  # from the first heading, e.g. 03 构建神经网络 Build the Model
+    summary: str  # the first paragraph after the heading, Markdown
+
+
+def notebook_info(path: Path, nb: nbformat.NotebookNode | None = None) -> NotebookInfo:
+    """Title and one-line summary from the notebook's first Markdown cell."""
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
+    first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+    title, summary = path.stem, ""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", first) if p.strip()]
+    if paragraphs and paragraphs[0].startswith("#"):
+        title = paragraphs.pop(0).splitlines()[0].lstrip("#").strip()
+    for p in paragraphs:
+        if not p.startswith("#") and not _NAV_LINE.match(p):
+            summary = " ".join(line.strip() for line in p.splitlines())
+            break
+    return NotebookInfo(path.stem, title, summary)
+
+
+def notebook_html(nb: nbformat.NotebookNode, title: str, notebook_dir: Path) -> str:
+    """One self-contained HTML page for a notebook; links to sibling notebooks point at their pages."""
+    resources = {
+        "metadata": {"name": title, "path": str(notebook_dir)},
+        "handout_css": HANDOUT_CSS,
+    }
+    body, _ = _exporter().from_notebook_node(nb, resources=resources)
+    return sanitize_page(_SERIES_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body))
+
+
+def _inline_html(markdown: str) -> str:
+    rendered = sanitize_html(markdown_to_html(markdown)).strip()
+    return re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.DOTALL)
+
+
+def index_html(infos: Sequence[NotebookInfo], available: set[str]) -> str:
+    """The handouts' index page: the series in order, one line per notebook (linked where its page exists)."""
+    items = []
+    for info in infos:
+        title = html.escape(info.title)
+        link = html.escape(urllib.parse.quote(f"{info.name}.html"))  # a file name may hold <, " or #
+        head = f'<a href="{link}">{title}</a>' if info.name in available else f"{title} (未生成 not generated)"
+        summary = f'<span class="summary">{_inline_html(info.summary)}</span>' if info.summary else ""
+        items.append(f"  <li>{head}{' — ' + summary if summary else ''}</li>")
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="zh">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
+            "<title>PyTorch 入门教程 讲义 Handouts</title>",
+            "<style>",
+            f"body {{ font-family: {FONT_STACK}; max-width: 60em; margin: 2em auto; padding: 0 1em; "
+            "line-height: 1.7; color: #222; }",
+            f"code {{ font-family: {CODE_FONT_STACK}; background: #f3f3f3; padding: 0 0.2em; }}",
+            f"math {{ font-family: {MATH_FONT_STACK}; }}",
+            "li { margin: 0.5em 0; } a { font-weight: bold; } .summary { color: #444; }",
+            "</style>",
+            "</head>",
+            "<body>",
+            "<h1>PyTorch 入门教程 讲义 Handouts</h1>",
+            "<p>按顺序学习; 每页是一节完整的课 (含输出和图), 不需要联网即可阅读。</p>",
+            "<ol>",
+            *items,
+            "</ol>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+    return sanitize_page(page)
+
+
+def write_handouts(
+    out_dir: Path,
+    only: Sequence[str] | None = None,
+    hide_solutions: bool = False,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> list[Path]:
+    """Write HTML pages for the selected notebooks and an index of the whole series; return the files written."""
+    notebooks = select_notebooks(only, notebooks_dir)
+    out = make_out_dir(check_out_dir(out_dir, notebooks_dir, example="--out build/handouts"))
+    written = []
+    for path in notebooks:
+        nb = read_notebook(path)
+        if hide_solutions:
+            nb = without_solutions(nb)
+        page = notebook_html(nb, notebook_info(path, nb).title, path.parent)
+        target = out / f"{path.stem}.html"
+        write_atomic(target, page)
+        written.append(target)
+    series = list_notebooks(notebooks_dir)
+    available = {p.stem for p in series if (out / f"{p.stem}.html").is_file()}
+    index = out / "index.html"
+    write_atomic(index, index_html([notebook_info(p, read_notebook(p)) for p in series], available))
+    written.append(index)
+    return written

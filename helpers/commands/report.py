@@ -1,0 +1,206 @@
+"""Report a class's results: the plain-text table, the timing report, results.csv and results.html.
+
+write_results writes the CSV, the HTML page and the executed notebooks into the
+results folder; everything a submission wrote is made safe before it is shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import shutil
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import nbformat
+
+from .runner import NOTEBOOKS_DIR, check_out_dir, make_out_dir
+from .submissions import PASSED, WRITTEN, Submission
+from .textsafe import csv_cell, safe_text
+
+
+def exercise_columns(results: Sequence[Submission]) -> list[int]:
+    """The exercise numbers that appear in any row."""
+    return sorted({n for r in results for n in r.exercises})
+
+
+def _cell_text(result: Submission, number: int, width: int | None = None) -> str:
+    ex = result.exercises.get(number)
+    if ex is None:
+        return ""
+    if ex.written:
+        text = "written: read by the teacher" if ex.status == WRITTEN else "written: not answered"
+    else:
+        text = safe_text(ex.label())
+    if width is not None and _width(text) > width:
+        while _width(text) > width - 1:
+            text = text[:-1]
+        text += "…"
+    return text
+
+
+def table_rows(results: Sequence[Submission], width: int | None = None) -> list[list[str]]:
+    """Header and one row per submission: student, lesson, one column per exercise, notes."""
+    numbers = exercise_columns(results)
+    rows = [["student", "lesson", *[f"exercise {n}" for n in numbers], "notes"]]
+    for r in results:
+        notes = safe_text(r.problem or "; ".join(r.notes))
+        rows.append(
+            [safe_text(r.student), safe_text(r.lesson or "-"), *[_cell_text(r, n, width) for n in numbers], notes]
+        )
+    return rows
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def timing_report(results: Sequence[Submission], wall: float, jobs: int) -> str:
+    """Seconds per submission (slowest first) and for the class."""
+    lines = ["time per submission (s):"]
+    for r in sorted(results, key=lambda r: -r.seconds):
+        lines.append(f"  {r.seconds:7.1f}  {safe_text(r.student)} ({safe_text(r.path.name)})")
+    seconds = [r.seconds for r in results]
+    lines.append(
+        f"class: {len(results)} submissions in {wall:.1f} s ({jobs} at a time); "
+        f"per submission mean {sum(seconds) / len(seconds):.1f} s, max {max(seconds):.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def format_table(results: Sequence[Submission], width: int = 48) -> str:
+    """A plain-text table, aligned for Chinese text too; long errors are cut to ``width`` columns."""
+    rows = table_rows(results, width)
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def results_csv(results: Sequence[Submission]) -> str:
+    """The table as CSV text (full error lines; a written answer's text in its column)."""
+    numbers = exercise_columns(results)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["student", "lesson", "file", *[f"exercise {n}" for n in numbers], "notes", "seconds"])
+    for r in results:
+        cells = []
+        for n in numbers:
+            ex = r.exercises.get(n)
+            cells.append(
+                "" if ex is None else (f"{_cell_text(r, n)}\n{ex.detail}".strip() if ex.written else ex.label())
+            )
+        row = [r.student, r.lesson, str(r.path), *cells, r.problem or "; ".join(r.notes)]
+        writer.writerow([csv_cell(c) for c in row] + [f"{r.seconds:.1f}"])
+    return buffer.getvalue()
+
+
+_HTML_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC",
+       sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; }
+th { background: #f3f3f3; text-align: left; }
+td.passed { background: #e3f6e3; } td.failed, td.kernel-died { background: #fbe3e3; }
+td.timed-out { background: #fdf0d5; } td.missing, td.not-attempted, td.not-run, td.not-answered { background: #eee; }
+td.written { background: #e6eefb; } td.problem { background: #fbe3e3; }
+.detail { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em; white-space: pre-wrap; }
+.answer { white-space: pre-wrap; max-width: 40em; }
+"""
+
+
+def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
+    """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped."""
+
+    def e(text: object) -> str:
+        return html.escape(safe_text(text, keep_newlines=True))
+
+    numbers = exercise_columns(results)
+    head = "".join(f"<th>练习 {n}<br>exercise {n}</th>" for n in numbers)
+    rows = []
+    for r in results:
+        cells = [f'<td>{e(r.student)}<div class="detail">{e(r.path.name)}</div></td>', f"<td>{e(r.lesson or '-')}</td>"]
+        if r.problem:
+            cells.append(f'<td class="problem" colspan="{len(numbers) + 1}">{e(r.problem)}</td>')
+        else:
+            for n in numbers:
+                ex = r.exercises.get(n)
+                if ex is None:
+                    cells.append("<td></td>")
+                elif ex.written:
+                    body = f'<div class="answer">{e(ex.detail)}</div>' if ex.detail else ""
+                    label = (
+                        "书面回答, 老师批阅 written: read by the teacher"
+                        if ex.status == WRITTEN
+                        else "未作答 not answered"
+                    )
+                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(label)}{body}</td>')
+                else:
+                    detail = f'<div class="detail">{e(ex.detail)}</div>' if ex.detail else ""
+                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(ex.status)}{detail}</td>')
+            cells.append(f'<td class="detail">{e("; ".join(r.notes))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    graded = [r for r in results if not r.problem]
+    totals = []
+    for n in numbers:
+        marked = [r.exercises[n] for r in graded if n in r.exercises]
+        if marked and marked[0].written:
+            totals.append(f"<td>{sum(e.status == WRITTEN for e in marked)}/{len(marked)} 已作答 answered</td>")
+        else:
+            totals.append(f"<td>{sum(e.status == PASSED for e in marked)}/{len(marked)} passed</td>")
+    foot = f"<tfoot><tr><th>合计 total</th><td></td>{''.join(totals)}<td></td></tr></tfoot>"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="zh">',
+            "<head>",
+            '<meta charset="utf-8">',
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+            f"<title>{e(title)}</title>",
+            f"<style>{_HTML_CSS}</style>",
+            "</head>",
+            "<body>",
+            f"<h1>{e(title)}</h1>",
+            f"<p>{len(results)} 份作业 submissions。</p>",
+            "<table>",
+            f"<thead><tr><th>学生 student</th><th>课 lesson</th>{head}<th>备注 notes</th></tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody>",
+            foot,
+            "</table>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def write_results(results: Sequence[Submission], out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Write results.csv (UTF-8 with BOM, for Excel), results.html and the executed notebooks; return the files.
+
+    ``executed/NN_student_lesson.ipynb`` is the graded notebook as it ran (the
+    teacher's lesson with the student's cells), with every traceback in full.
+    """
+    from .classroom import write_atomic
+
+    out = make_out_dir(check_out_dir(out_dir, notebooks_dir, example="--out check-results"))
+    csv_path, html_path = out / "results.csv", out / "results.html"
+    write_atomic(csv_path, "\ufeff" + results_csv(results))
+    write_atomic(html_path, results_html(results))
+    written = [csv_path, html_path]
+    executed = out / "executed"
+    if executed.is_dir():
+        shutil.rmtree(executed)  # from an earlier run
+    for i, r in enumerate(results, 1):
+        if r.executed is not None:
+            safe = re.sub(r"[^\w.-]+", "_", r.student).strip("._")[:60] or "student"
+            path = executed / f"{i:02d}_{safe}_{r.lesson}.ipynb"
+            write_atomic(path, nbformat.writes(r.executed) + "\n")
+            written.append(path)
+    return written
