@@ -6,6 +6,8 @@ import importlib
 import os
 import sys
 
+from helpers.commands.errors import CommandError
+
 # command -> (module, function, one-line help); each function takes argv and returns an exit code
 COMMANDS = {
     "run": ("helpers.commands.runner", "run_main", "execute every notebook in order (papermill) into runs/"),
@@ -34,6 +36,9 @@ def main(argv: list[str]) -> int:
     """Run one command; Ctrl-C anywhere ends it with one line and exit code 130, not a traceback."""
     try:
         return _main(argv)
+    except CommandError as exc:  # commands report their own (reports_errors); this catches one raised outside them
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:  # commands that say what they finished catch it themselves
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from helpers.commands.errors import CommandError, reports_errors
 
 if TYPE_CHECKING:  # torch is imported where it is used, so that `bench --help` starts at once
     import torch
@@ -274,6 +275,7 @@ def _positive(text: str) -> int:
     return value
 
 
+@reports_errors
 def main(argv: Sequence[str]) -> int:
     """``python -m helpers bench``: run both recipes on this machine and print the comparison."""
     parser = argparse.ArgumentParser(
@@ -305,8 +307,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"fast recipe, {_epochs(args.epochs_fast)} ...", flush=True)
         fast = fast_recipe(args.data_root, device, args.seed, args.epochs_fast, args.batch_size, progress)
     except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     print()
     print(format_report(plain, fast, device))
     return 0

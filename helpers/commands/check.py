@@ -41,6 +41,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpers.commands.errors import FAILED as FAILED_WORK
+from helpers.commands.errors import USAGE, CommandError, reports_errors
+
 from . import sandbox
 
 # re-exported: every name this module held before it was split stays importable from it (tests use them)
@@ -86,9 +89,9 @@ from .runner import (
     NOTEBOOKS_DIR,
     check_out_dir,
     injected_source,
-    list_notebooks,
     notebook_parameters,
     parse_value,
+    select_notebooks,
 )
 from .submissions import (  # noqa: F401
     _EXERCISE,
@@ -122,6 +125,7 @@ from .textsafe import safe_text
 DEFAULT_OUT = Path("check-results")
 
 
+@reports_errors
 def main(argv: Sequence[str]) -> int:
     """``python -m helpers check``."""
     parser = argparse.ArgumentParser(
@@ -199,49 +203,42 @@ def main(argv: Sequence[str]) -> int:
         params = {name: parse_value(value) for name, value in args.parameter}
         injected_source(params)  # plain data only
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     if "device" in params:
-        print("error: submissions always run on the CPU; leave out -p device", file=sys.stderr)
-        return 2
+        raise CommandError("submissions always run on the CPU; leave out -p device", 2)
     if args.data is not None and not args.data.is_dir():
-        print(f"error: --data {args.data} is not a folder; give the folder that holds FashionMNIST/", file=sys.stderr)
-        return 2
+        raise CommandError(f"--data {args.data} is not a folder; give the folder that holds FashionMNIST/", 2)
     if args.sandbox and sandbox.bubblewrap() is None:
-        print(
-            "error: --sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap", file=sys.stderr
-        )
-        return 2
+        raise CommandError("--sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap", 2)
     if args.jobs < 1 or args.timeout <= 0 or args.cell_timeout <= 0:
-        print("error: --jobs, --timeout and --cell-timeout must be positive", file=sys.stderr)
-        return 2
-    declared = set().union(*(notebook_parameters(p) for p in list_notebooks(args.notebooks)))
+        raise CommandError("--jobs, --timeout and --cell-timeout must be positive", 2)
+    try:
+        lessons = select_notebooks(None, args.notebooks)  # a --notebooks folder that does not exist is said up front
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from None
+    declared = set().union(*(notebook_parameters(p) for p in lessons))
     unknown = sorted(set(params) - declared)
     if unknown:
-        print(
-            f"error: unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
+        raise CommandError(
+            f"unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
             "in its parameters cell",
-            file=sys.stderr,
+            2,
         )
-        return 2
     out = args.out.resolve()
     for folder in (p.resolve() for p in args.submissions if p.is_dir()):
         if out == folder or folder in out.parents:
-            print(
-                f"error: --out {safe_text(args.out)} is inside the submissions folder {safe_text(folder)}; the "
+            raise CommandError(
+                f"--out {safe_text(args.out)} is inside the submissions folder {safe_text(folder)}; the "
                 "results would be mixed with the students' files. Choose a folder outside it, e.g. --out check-results",
-                file=sys.stderr,
+                2,
             )
-            return 2
     try:
         check_out_dir(args.out, args.notebooks, example="--out check-results")
         files = find_submissions(args.submissions, exclude=[args.out])
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     if not files:
-        print("error: no notebooks (.ipynb) found in " + ", ".join(map(str, args.submissions)), file=sys.stderr)
-        return 2
+        raise CommandError("no notebooks (.ipynb) found in " + ", ".join(map(str, args.submissions)), 2)
 
     def progress(done: int, total: int, result: Submission) -> None:
         print(
@@ -291,9 +288,9 @@ def main(argv: Sequence[str]) -> int:
         return 130
     try:
         written = write_results(results, args.out, args.notebooks)
-    except (ValueError, OSError) as exc:
-        print(f"error: the results could not be written: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as exc:  # ValueError: the --out path cannot be used; OSError: the disk said no
+        code = USAGE if isinstance(exc, ValueError) else FAILED_WORK
+        raise CommandError(f"the results could not be written: {exc}", code) from None
     print(
         f"\nwrote {written[0]} and {written[1]} (the executed notebooks, with full tracebacks, are in "
         f"{written[0].parent / 'executed'})"

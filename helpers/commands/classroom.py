@@ -33,11 +33,12 @@ images), sanitize.py and html_allowlist.py (the sanitizer).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
+
+from helpers.commands.errors import CommandError, reports_errors
 
 from ..files import atomic_write
 from .handouts import (
@@ -215,13 +216,12 @@ def _write_or_explain(write, *args):
     try:
         return write(*args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     except OSError as exc:
-        print(f"error: {_write_failure(exc)}", file=sys.stderr)
-        return 1
+        raise CommandError(f"{_write_failure(exc)}", 1) from None
 
 
+@reports_errors
 def student_main(argv: Sequence[str]) -> int:
     """``python -m helpers student``."""
     parser = _parser("student", "Write the student edition: solution cells become empty exercise cells.")
@@ -243,6 +243,7 @@ def student_main(argv: Sequence[str]) -> int:
     return 0
 
 
+@reports_errors
 def html_main(argv: Sequence[str]) -> int:
     """``python -m helpers html``."""
     parser = _parser("html", "Write self-contained HTML handouts (one page per notebook) and an index.html.")

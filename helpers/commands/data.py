@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import data
+from helpers.commands.errors import CommandError, reports_errors
 from helpers.commands.textsafe import safe_text
 
 DEFAULT_PORT = 8000
@@ -80,14 +81,12 @@ def download_main(root: Path, mirrors: list[str], official: bool) -> int:
         try:
             sources = data.all_sources(mirrors, official)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(str(exc), 2) from None
         new_dirs = [d for d in (raw_dir, *raw_dir.parents) if not d.exists()]  # deepest first
         try:
             raw_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"error: cannot create {_shown(raw_dir)}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+            raise CommandError(f"cannot create {_shown(raw_dir)}: {exc.strerror or exc}", 1) from None
         print(f"downloading {len(missing)} file(s) into {_shown(raw_dir)}; sources in order:")
         for url in sources:
             print(f"  {url}")
@@ -100,10 +99,8 @@ def download_main(root: Path, mirrors: list[str], official: bool) -> int:
                 except OSError:
                     break
             if isinstance(exc, data.DownloadError):
-                print(f"error: {exc}", file=sys.stderr)
-            else:
-                print(f"error: cannot write into {_shown(raw_dir)}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+                raise CommandError(str(exc), 1) from None
+            raise CommandError(f"cannot write into {_shown(raw_dir)}: {exc.strerror or exc}", 1) from None
         for name, url in got.items():
             print(f"  got {name} from {url}")
     print(f"verifying {_shown(raw_dir)} ...")
@@ -224,11 +221,11 @@ def serve_main(root: Path, host: str, port: int) -> int:
     try:
         server = make_server(root, host, port)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc), 1) from None
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.", file=sys.stderr)
-        return 1
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.", 1
+        ) from None
     shown_host = lan_address() if host in ("0.0.0.0", "") else host
     url = f"http://{shown_host}:{server.server_address[1]}/"
     lines = student_lines(url)
@@ -257,6 +254,7 @@ def serve_main(root: Path, host: str, port: int) -> int:
     return 0
 
 
+@reports_errors
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers data",

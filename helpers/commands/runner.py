@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpers.commands.errors import CommandError, reports_errors
+
 from .folders import (
     DEFAULT_OUT as DEFAULT_OUT,
 )
@@ -179,19 +181,18 @@ def _parse_args(argv: Sequence[str], command: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
+@reports_errors
 def run_main(argv: Sequence[str]) -> int:
     """``python -m helpers run``."""
     args = _parse_args(argv, "run")
     params = {}
     for name, value in args.parameter:
         if name == "device":
-            print("error: give the device with --device, not -p device", file=sys.stderr)
-            return 2
+            raise CommandError("give the device with --device, not -p device", 2)
         try:
             params[name] = check_parameter_value(name, parse_value(value))
         except ValueError as exc:
-            print(f"error: -p {name}: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(f"-p {name}: {exc}", 2) from None
     try:
         results = run_series(
             args.device, args.only, params, args.out, progress_bar=not args.no_progress, notebooks_dir=args.notebooks
@@ -204,8 +205,7 @@ def run_main(argv: Sequence[str]) -> int:
         )
         return 130
     except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     print()
     print(format_table(results))
     failed = [r for r in results if r.status != "ok"]
@@ -219,6 +219,7 @@ def run_main(argv: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
+@reports_errors
 def refresh_main(argv: Sequence[str]) -> int:
     """``python -m helpers refresh``; the environment it sets for its kernels is restored afterwards."""
     saved = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "HELPERS_AUTO_DEVICE")}
@@ -239,8 +240,7 @@ def _refresh_main(argv: Sequence[str]) -> int:
     try:
         notebooks = select_notebooks(args.only, args.notebooks)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     if args.metadata_only:
         metadata = kernel_metadata()
         for path in notebooks:
