@@ -402,3 +402,20 @@ def test_stopping_a_check_keeps_the_previous_results(graded_class, tmp_path):
     assert process.returncode == 130, stderr
     assert "nothing was written" in stderr and "kernel died" not in stdout + stderr
     assert (out / "results.csv").read_text(encoding="utf-8") == "the previous run"
+
+
+def test_a_solution_tag_in_any_case_is_an_exercise_for_check_as_for_student():
+    """`student` turns a cell tagged `Solution` into an exercise; `check` must then mark that exercise, not skip it."""
+    from helpers.commands.classroom import student_notebook
+    from helpers.commands.plan import graded_notebook
+
+    source = new_notebook(
+        cells=[
+            new_code_cell("x = 1", id="a1"),
+            new_code_cell("def double(x):\n    return 2 * x", id="a2", metadata={"tags": ["Solution", "exercise-1"]}),
+            new_code_cell("assert double(2) == 4", id="a3", metadata={"tags": ["check", "exercise-1"]}),
+        ]
+    )
+    student = student_notebook(source, "01")
+    _, _, exercises = graded_notebook(source, student, {})
+    assert list(exercises) == [1] and exercises[1].status == NOT_ATTEMPTED

@@ -552,3 +552,17 @@ def test_a_broken_notebook_is_named(series, tmp_path, capsys):
     assert html_main(["--out", str(tmp_path / "html"), "--notebooks", str(series)]) == 2
     err = capsys.readouterr().err
     assert "03_broken.ipynb is not a readable notebook" in err and err.count("\n") == 1
+
+
+def test_a_handout_of_a_notebook_with_widget_state_is_written_without_it(series, tmp_path):
+    """JupyterLab saves ipywidgets state in the metadata; nbconvert would put it in a <script>, which html refuses."""
+    path = series / "01_first.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    written = write_handouts(tmp_path / "html", notebooks_dir=series)
+    page = (tmp_path / "html" / "01_first.html").read_text(encoding="utf-8")
+    assert (tmp_path / "html" / "01_first.html") in written
+    assert "widget-state" not in page and "<script" not in page.lower()
+    assert path.read_bytes() == before  # the source keeps its metadata

@@ -44,3 +44,59 @@ def test_a_missing_notebooks_folder_fails_the_same_way_in_every_command(tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no-such-folder" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------- check refuses what it cannot use, before any kernel
+def _class(tmp_path):
+    (tmp_path / "class" / "anna").mkdir(parents=True)
+    (tmp_path / "class" / "anna" / "01_tensors.ipynb").write_text("{}", encoding="utf-8")
+    return tmp_path / "class"
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "-1"])
+def test_check_refuses_a_time_limit_that_is_not_a_positive_number(tmp_path, capsys, limit):
+    assert main(["check", str(_class(tmp_path)), "--timeout", limit, "--out", str(tmp_path / "out")]) == USAGE
+    assert "must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_refuses_a_parameter_value_the_lesson_refuses(tmp_path, capsys):
+    """`run` refuses `-p epochs 0` before anything runs; so does `check`, instead of running the class with it."""
+    assert main(["check", str(_class(tmp_path)), "-p", "epochs", "0", "--out", str(tmp_path / "out")]) == USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "epochs" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_refuses_an_out_folder_that_holds_the_submissions(tmp_path, capsys):
+    assert main(["check", str(_class(tmp_path)), "--out", str(tmp_path)]) == USAGE
+    assert "contains the submissions folder" in capsys.readouterr().err
+
+
+def test_check_never_deletes_files_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "executed").mkdir(parents=True)
+    (out / "executed" / "precious.txt").write_text("the teacher's notes", encoding="utf-8")
+    assert main(["check", str(_class(tmp_path)), "--out", str(out)]) == USAGE
+    assert "precious.txt" in capsys.readouterr().err
+    assert (out / "executed" / "precious.txt").read_text(encoding="utf-8") == "the teacher's notes"
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"nbformat": 5, "cells": 3}'])
+def test_check_says_which_lessons_cannot_be_read(tmp_path, capsys, damage):
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "01_tensors.ipynb").write_text(damage, encoding="utf-8")
+    argv = ["check", str(_class(tmp_path)), "--notebooks", str(lessons), "--out", str(tmp_path / "out")]
+    assert main(argv) == USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: the lesson ") and "01_tensors.ipynb cannot be read" in err and "Traceback" not in err
+
+
+def test_an_os_error_in_a_command_is_one_line(capsys):
+    @reports_errors
+    def command(argv):
+        raise PermissionError(13, "Permission denied", "/somewhere/results.csv")
+
+    assert command([]) == FAILED
+    assert capsys.readouterr().err == "error: [Errno 13] Permission denied: '/somewhere/results.csv'\n"

@@ -35,6 +35,7 @@ and re-exports their names.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time
@@ -78,6 +79,7 @@ from .report import (  # noqa: F401
     _cell_text,
     _width,
     exercise_columns,
+    foreign_executed,
     format_table,
     results_csv,
     results_html,
@@ -87,6 +89,7 @@ from .report import (  # noqa: F401
 )
 from .runner import (
     NOTEBOOKS_DIR,
+    check_notebook_parameters,
     check_out_dir,
     injected_source,
     notebook_parameters,
@@ -210,20 +213,36 @@ def main(argv: Sequence[str]) -> int:
         raise CommandError(f"--data {args.data} is not a folder; give the folder that holds FashionMNIST/", 2)
     if args.sandbox and sandbox.bubblewrap() is None:
         raise CommandError("--sandbox needs bubblewrap (`bwrap`); install it, e.g. apt-get install bubblewrap", 2)
-    if args.jobs < 1 or args.timeout <= 0 or args.cell_timeout <= 0:
-        raise CommandError("--jobs, --timeout and --cell-timeout must be positive", 2)
+    limits = (args.timeout, args.cell_timeout)
+    if args.jobs < 1 or not all(math.isfinite(t) and t > 0 for t in limits):
+        raise CommandError("--jobs, --timeout and --cell-timeout must be positive (finite) numbers", 2)
     try:
         lessons = select_notebooks(None, args.notebooks)  # a --notebooks folder that does not exist is said up front
     except ValueError as exc:
         raise CommandError(str(exc), 2) from None
-    declared = set().union(*(notebook_parameters(p) for p in lessons))
-    unknown = sorted(set(params) - declared)
+    declared = {}
+    for lesson in lessons:
+        try:
+            declared[lesson] = notebook_parameters(lesson)
+        except Exception as exc:  # a damaged lesson: not JSON, not a notebook, unreadable, a broken parameters cell
+            raise CommandError(
+                f"the lesson {safe_text(lesson)} cannot be read ({type(exc).__name__}: {_first_line(exc)}); "
+                "restore it (for example with git) or take it out of --notebooks",
+                2,
+            ) from None
+    unknown = sorted(set(params) - set().union(*declared.values()))
     if unknown:
         raise CommandError(
             f"unknown parameter(s) {', '.join(unknown)}: no lesson in {args.notebooks} declares them "
             "in its parameters cell",
             2,
         )
+    try:  # the checks `run` applies: a value a lesson would refuse is refused before any kernel starts
+        for lesson, names in declared.items():
+            if set(names) & set(params):
+                check_notebook_parameters(lesson, {k: v for k, v in params.items() if k in names})
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from None
     out = args.out.resolve()
     for folder in (p.resolve() for p in args.submissions if p.is_dir()):
         if out == folder or folder in out.parents:
@@ -232,6 +251,19 @@ def main(argv: Sequence[str]) -> int:
                 "results would be mixed with the students' files. Choose a folder outside it, e.g. --out check-results",
                 2,
             )
+        if out in folder.parents:
+            raise CommandError(
+                f"--out {safe_text(args.out)} contains the submissions folder {safe_text(folder)}; the results "
+                "would be mixed with the students' files. Choose a folder beside it, e.g. --out check-results",
+                2,
+            )
+    foreign = foreign_executed(args.out)
+    if foreign:
+        raise CommandError(
+            f"{safe_text(args.out / 'executed')} holds files that check did not write "
+            f"({safe_text(', '.join(foreign[:5]))}); move them or choose another --out",
+            2,
+        )
     try:
         check_out_dir(args.out, args.notebooks, example="--out check-results")
         files = find_submissions(args.submissions, exclude=[args.out])

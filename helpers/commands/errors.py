@@ -33,5 +33,10 @@ def reports_errors(main: Callable[[Sequence[str]], int]) -> Callable[[Sequence[s
         except CommandError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
+        except BrokenPipeError:  # the reader went away: __main__ ends quietly
+            raise
+        except OSError as exc:  # the disk or the system said no (a permission, a name too long, a loop of links)
+            print(f"error: {exc}", file=sys.stderr)
+            return FAILED
 
     return wrapper

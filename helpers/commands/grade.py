@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 
 from . import sandbox
-from .classroom import SOLUTION_TAG
+from .classroom import is_solution
 from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT, run_graded
 from .plan import graded_notebook
 from .runner import NOTEBOOKS_DIR
@@ -26,7 +26,6 @@ from .submissions import (
     NotASubmission,
     Submission,
     _first_line,
-    _tags,
     damaged,
     exercise_number,
     find_submissions,
@@ -71,7 +70,7 @@ async def grade_submission(
         damaged(path, student)
         result.lesson = lesson_of(path, student)
         source = nbformat.read(source_notebook(result.lesson, notebooks_dir), as_version=4)
-        if not any(exercise_number(c) is not None and SOLUTION_TAG in _tags(c) for c in source.cells):
+        if not any(exercise_number(c) is not None and is_solution(c) for c in source.cells):
             raise NotASubmission(
                 f"lesson {result.lesson} in {notebooks_dir} has no exercises tagged exercise-N, so nothing can be checked"
             )

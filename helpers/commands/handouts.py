@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 import urllib.parse
@@ -108,6 +109,9 @@ def notebook_html(nb: nbformat.NotebookNode, title: str, notebook_dir: Path) -> 
         "metadata": {"name": title, "path": str(notebook_dir)},
         "handout_css": HANDOUT_CSS,
     }
+    if "widgets" in nb.metadata:  # ipywidgets state (saved by JupyterLab): nbconvert would emit it as a <script>
+        nb = copy.deepcopy(nb)
+        del nb.metadata["widgets"]
     body, _ = _exporter().from_notebook_node(nb, resources=resources)
     return sanitize_page(_SERIES_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body))
 

@@ -15,7 +15,7 @@ from typing import Any
 import nbformat
 
 from . import grading
-from .classroom import CHECK_TAG, SOLUTION_TAG, WRITTEN_ANSWER
+from .classroom import CHECK_TAG, WRITTEN_ANSWER, is_solution
 from .runner import injected_source
 from .submissions import (
     FAILED,
@@ -96,10 +96,10 @@ def graded_notebook(
 
     for cell in source.cells[: last + 1]:
         number, tags = exercise_number(cell), _tags(cell)
-        if number is not None and SOLUTION_TAG in tags and cell.cell_type == "markdown":
+        if number is not None and is_solution(cell) and cell.cell_type == "markdown":
             texts = [t for t in written.get(number, []) if t.strip() and t.strip() != WRITTEN_ANSWER.strip()]
             exercises[number] = Exercise(number, True, WRITTEN if texts else NOT_ANSWERED, "\n\n".join(texts))
-        elif number is not None and SOLUTION_TAG in tags:
+        elif number is not None and is_solution(cell):
             mine = answers.get(number, [])
             if not mine:
                 exercises[number] = Exercise(

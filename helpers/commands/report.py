@@ -10,7 +10,6 @@ import csv
 import html
 import io
 import re
-import shutil
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,6 +180,21 @@ def results_html(results: Sequence[Submission], title: str = "练习检查结果
     )
 
 
+_EXECUTED_NAME = re.compile(r"\d+_[\w.-]+\.ipynb")
+
+
+def foreign_executed(out_dir: Path) -> list[str]:
+    """Names in ``out_dir/executed`` that check does not write there (it only ever replaces its own notebooks)."""
+    executed = Path(out_dir) / "executed"
+    if executed.is_symlink() or (executed.exists() and not executed.is_dir()):
+        return [executed.name]
+    if not executed.is_dir():
+        return []
+    return sorted(
+        p.name for p in executed.iterdir() if p.is_symlink() or not p.is_file() or not _EXECUTED_NAME.fullmatch(p.name)
+    )
+
+
 def write_results(results: Sequence[Submission], out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     """Write results.csv (UTF-8 with BOM, for Excel), results.html and the executed notebooks; return the files.
 
@@ -195,8 +209,11 @@ def write_results(results: Sequence[Submission], out_dir: Path, notebooks_dir: P
     write_atomic(html_path, results_html(results))
     written = [csv_path, html_path]
     executed = out / "executed"
-    if executed.is_dir():
-        shutil.rmtree(executed)  # from an earlier run
+    foreign = foreign_executed(out)
+    if foreign:
+        raise ValueError(f"{executed} holds files that check did not write ({', '.join(foreign[:5])}); move them")
+    for old in executed.glob("*.ipynb") if executed.is_dir() else []:
+        old.unlink()  # the executed notebooks of an earlier run
     for i, r in enumerate(results, 1):
         if r.executed is not None:
             safe = re.sub(r"[^\w.-]+", "_", r.student).strip("._")[:60] or "student"

@@ -15,7 +15,7 @@ from typing import Any
 
 import nbformat
 
-from .classroom import CHECK_TAG, SERIES_METADATA, SOLUTION_TAG, WRITTEN_TAG
+from .classroom import CHECK_TAG, SERIES_METADATA, WRITTEN_TAG, is_solution
 from .runner import NOTEBOOKS_DIR, list_notebooks
 
 HANDOUT_HINT = "hand out notebooks made with `python -m helpers student`"
@@ -116,7 +116,7 @@ def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str:
     """The lesson number ("03") of a student edition; raise NotASubmission for any other notebook."""
     meta = nb.metadata.get(SERIES_METADATA)
     meta = meta if isinstance(meta, dict) else {}
-    if any(SOLUTION_TAG in _tags(c) for c in nb.cells):
+    if any(is_solution(c) for c in nb.cells):
         raise NotASubmission(
             f"{path.name} contains reference solutions (cells tagged solution): it is a teacher's notebook, "
             f"not a student's submission; {HANDOUT_HINT}"
