@@ -236,7 +236,7 @@ def _without_docstring_and_annotations(node: ast.FunctionDef) -> str:
     return ast.dump(node)
 
 
-@pytest.mark.parametrize("name", ["train_loop", "test_loop"])
+@pytest.mark.parametrize("name", ["train_loop", "test_loop", "predict"])
 def test_notebook_06_shows_the_loops_that_helpers_runs(name):
     nb = nbformat.read(NOTEBOOKS / "06_training.ipynb", as_version=4)
     cells = [c.source for c in nb.cells if c.cell_type == "code" and f"def {name}(" in c.source]
