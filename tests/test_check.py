@@ -256,7 +256,7 @@ def test_the_written_answer_is_shown_escaped(graded_class):
     root, rows, _ = graded_class
     written = check.write_results(list(rows.values()), root / "out", root / "notebooks")
     page = (root / "out" / "results.html").read_text(encoding="utf-8")
-    assert "<script" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; 自动扩展" in page
+    assert "<script" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; 自动扩展" in page
     assert not re.search(r"<link\b|@import|https?://", page)
     raw = (root / "out" / "results.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, so Excel shows the Chinese text

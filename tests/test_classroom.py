@@ -330,6 +330,23 @@ def test_tex_that_cannot_be_converted_is_shown_as_source():
     assert "<mtext>fan_in</mtext>" in classroom.latex_to_html(r"\sqrt{6/\text{fan\_in}}")  # as MathJax shows it
 
 
+def test_the_sanitizer_keeps_allowed_styles_task_lists_and_formulas():
+    clean = classroom.sanitize_html
+    assert clean('<span style="color: red; position: fixed">r</span>') == '<span style="color: red;">r</span>'
+    assert clean('<span style="position: fixed">r</span>') == "<span>r</span>"
+    assert clean('<p style="color: red; background: url(https://x.example/y.png)">p</p>') == "<p>p</p>"
+    assert clean('<p title="a &quot;b&quot; &amp; c">p</p>') == '<p title="a &quot;b&quot; &amp; c">p</p>'
+    assert clean("<p>a<!-- note -->b</p>") == "<p>ab</p>" and clean("") == ""
+    tasks = clean(classroom.markdown_to_html("- [x] done\n- [ ] todo\n"))
+    assert tasks.count('type="checkbox"') == 2 and tasks.count("checked") == 1 and "done" in tasks
+    form = clean('<form action="/x"><input name="q" value="v"><input type="password"><button>b</button></form>')
+    assert not re.search(r"<form|<button|name=|value=|password", form)
+    inputs = re.findall(r"<input[^>]*>", form)
+    assert len(inputs) == 2 and all('type="checkbox"' in i and "disabled" in i for i in inputs)  # inert
+    formula = clean(classroom.latex_to_html(r"\frac{1}{2}", display=True))
+    assert formula.startswith('<math alttext="\\frac{1}{2}"') and "<mfrac>" in formula and 'display="block"' in formula
+
+
 @pytest.fixture(scope="module")
 def series_handouts(tmp_path_factory):
     if not list_notebooks():

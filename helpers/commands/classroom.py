@@ -18,7 +18,7 @@ MathJax from a CDN and show raw ``$...$`` offline. A formula that cannot be
 converted is shown as its TeX source.
 
 Pages never run scripts or load anything, whatever a notebook holds: the body
-of every page passes an allowlist sanitizer (bleach) that keeps text formatting,
+of every page passes an allowlist sanitizer (nh3, the Ammonia library) that keeps text formatting,
 tables, ``<details>``, MathML and links, and drops everything else (``<script>``,
 ``<style>``, ``<iframe>``, forms, inline SVG, event attributes, ``javascript:``
 links, remote images, ...). Only image files (PNG, JPEG, GIF, WebP, SVG, judged by
@@ -86,8 +86,6 @@ from .sanitize import (
     _SANITIZER,
     _URL_NOISE,
     _allowed_attribute,
-    _DropWithContent,
-    _Sanitizer,
     _Scanner,
     sanitize_html,
     sanitize_page,
@@ -142,7 +140,6 @@ __all__ = [
     "_CSS_DANGER",
     "_DATA_IMAGE",
     "_DROPPED_WITH_CONTENT",
-    "_DropWithContent",
     "_HINT_LINE",
     "_IMAGE_MAGIC",
     "_IMG_SRC",
@@ -153,7 +150,6 @@ __all__ = [
     "_SANITIZER",
     "_SERIES_LINK",
     "_SVG_START",
-    "_Sanitizer",
     "_Scanner",
     "_TEXT_ESCAPE",
     "_TEXT_TAGS",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import html
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -12,8 +11,10 @@ from pathlib import Path
 
 import jinja2
 import nbformat
+from markupsafe import Markup
 from nbconvert import HTMLExporter
 
+from . import templates
 from .markdown_html import markdown_to_html
 from .runner import NOTEBOOKS_DIR, check_out_dir, list_notebooks, make_out_dir, select_notebooks
 from .sanitize import sanitize_html, sanitize_page
@@ -123,39 +124,21 @@ def _inline_html(markdown: str) -> str:
 
 def index_html(infos: Sequence[NotebookInfo], available: set[str]) -> str:
     """The handouts' index page: the series in order, one line per notebook (linked where its page exists)."""
-    items = []
-    for info in infos:
-        title = html.escape(info.title)
-        link = html.escape(urllib.parse.quote(f"{info.name}.html"))  # a file name may hold <, " or #
-        head = f'<a href="{link}">{title}</a>' if info.name in available else f"{title} (未生成 not generated)"
-        summary = f'<span class="summary">{_inline_html(info.summary)}</span>' if info.summary else ""
-        items.append(f"  <li>{head}{' — ' + summary if summary else ''}</li>")
-    page = "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="zh">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
-            "<title>PyTorch 入门教程 讲义 Handouts</title>",
-            "<style>",
-            f"body {{ font-family: {FONT_STACK}; max-width: 60em; margin: 2em auto; padding: 0 1em; "
-            "line-height: 1.7; color: #222; }",
-            f"code {{ font-family: {CODE_FONT_STACK}; background: #f3f3f3; padding: 0 0.2em; }}",
-            f"math {{ font-family: {MATH_FONT_STACK}; }}",
-            "li { margin: 0.5em 0; } a { font-weight: bold; } .summary { color: #444; }",
-            "</style>",
-            "</head>",
-            "<body>",
-            "<h1>PyTorch 入门教程 讲义 Handouts</h1>",
-            "<p>按顺序学习; 每页是一节完整的课 (含输出和图), 不需要联网即可阅读。</p>",
-            "<ol>",
-            *items,
-            "</ol>",
-            "</body>",
-            "</html>",
-            "",
-        ]
+    items = [
+        {
+            "title": info.title,
+            "href": urllib.parse.quote(f"{info.name}.html") if info.name in available else None,  # a name may hold #
+            # the one value the template does not escape: it is the sanitizer's output
+            "summary": Markup(_inline_html(info.summary)) if info.summary else None,
+        }
+        for info in infos
+    ]
+    page = templates.render(
+        "handouts_index.html",
+        items=items,
+        font_stack=FONT_STACK,
+        code_font_stack=CODE_FONT_STACK,
+        math_font_stack=MATH_FONT_STACK,
     )
     return sanitize_page(page)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from latex2mathml.converter import convert
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
+from . import templates
+
 _IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc=)(["'])([^"']+)\2""", re.IGNORECASE)
 _MTEXT = re.compile(r"<mtext>.*?</mtext>", re.DOTALL)
 _TEXT_ESCAPE = re.compile(r"\\([_%&#$ {}])")
@@ -20,8 +22,7 @@ def latex_to_html(tex: str, display: bool = False) -> str:
     try:
         mathml = convert(tex.strip(), display="block" if display else "inline")
     except Exception:  # latex2mathml raises many kinds of errors on input it does not know
-        delim = "$$" if display else "$"
-        return f'<code class="tex-source">{html.escape(delim + tex + delim)}</code>'
+        return templates.render("tex_source.html", tex=tex, delimiter="$$" if display else "$")
     # latex2mathml leaves TeX escapes such as \_ inside \text{...} as they are: fan\_in -> fan_in
     mathml = _MTEXT.sub(lambda m: _TEXT_ESCAPE.sub(lambda e: "&amp;" if e[1] == "&" else e[1], m[0]), mathml)
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)

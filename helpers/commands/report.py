@@ -7,7 +7,6 @@ results folder; everything a submission wrote is made safe before it is shown.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 import unicodedata
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import nbformat
 
+from . import templates
 from .runner import NOTEBOOKS_DIR, check_out_dir, make_out_dir
-from .submissions import PASSED, WRITTEN, Submission
+from .submissions import PASSED, WRITTEN, Exercise, Submission
 from .textsafe import csv_cell, safe_text
 
 
@@ -100,84 +100,49 @@ def results_csv(results: Sequence[Submission]) -> str:
     return buffer.getvalue()
 
 
-_HTML_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC",
-       sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; }
-th { background: #f3f3f3; text-align: left; }
-td.passed { background: #e3f6e3; } td.failed, td.kernel-died { background: #fbe3e3; }
-td.timed-out { background: #fdf0d5; } td.missing, td.not-attempted, td.not-run, td.not-answered { background: #eee; }
-td.written { background: #e6eefb; } td.problem { background: #fbe3e3; }
-.detail { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em; white-space: pre-wrap; }
-.answer { white-space: pre-wrap; max-width: 40em; }
-"""
+_HTML_CSS = templates.source("results.css")  # the page's stylesheet (check.py re-exports the name)
 
 
 def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
-    """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped."""
+    """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped.
 
-    def e(text: object) -> str:
-        return html.escape(safe_text(text, keep_newlines=True))
+    The page is templates/results.html; every value handed to it is plain text, which the template escapes.
+    """
+
+    def shown(text: object) -> str:
+        return safe_text(text, keep_newlines=True)
+
+    def cell(ex: Exercise | None) -> dict[str, object] | None:
+        if ex is None:
+            return None
+        return {
+            "written": ex.written,
+            "answered": ex.status == WRITTEN,
+            "status": shown(ex.status),
+            "css_class": shown(ex.status.replace(" ", "-")),
+            "detail": shown(ex.detail) if ex.detail else "",
+        }
 
     numbers = exercise_columns(results)
-    head = "".join(f"<th>练习 {n}<br>exercise {n}</th>" for n in numbers)
-    rows = []
-    for r in results:
-        cells = [f'<td>{e(r.student)}<div class="detail">{e(r.path.name)}</div></td>', f"<td>{e(r.lesson or '-')}</td>"]
-        if r.problem:
-            cells.append(f'<td class="problem" colspan="{len(numbers) + 1}">{e(r.problem)}</td>')
-        else:
-            for n in numbers:
-                ex = r.exercises.get(n)
-                if ex is None:
-                    cells.append("<td></td>")
-                elif ex.written:
-                    body = f'<div class="answer">{e(ex.detail)}</div>' if ex.detail else ""
-                    label = (
-                        "书面回答, 老师批阅 written: read by the teacher"
-                        if ex.status == WRITTEN
-                        else "未作答 not answered"
-                    )
-                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(label)}{body}</td>')
-                else:
-                    detail = f'<div class="detail">{e(ex.detail)}</div>' if ex.detail else ""
-                    cells.append(f'<td class="{e(ex.status.replace(" ", "-"))}">{e(ex.status)}{detail}</td>')
-            cells.append(f'<td class="detail">{e("; ".join(r.notes))}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    rows = [
+        {
+            "student": shown(r.student),
+            "file": shown(r.path.name),
+            "lesson": shown(r.lesson or "-"),
+            "problem": shown(r.problem) if r.problem else "",
+            "cells": [cell(r.exercises.get(n)) for n in numbers],
+            "notes": shown("; ".join(r.notes)),
+        }
+        for r in results
+    ]
     graded = [r for r in results if not r.problem]
     totals = []
     for n in numbers:
         marked = [r.exercises[n] for r in graded if n in r.exercises]
-        if marked and marked[0].written:
-            totals.append(f"<td>{sum(e.status == WRITTEN for e in marked)}/{len(marked)} 已作答 answered</td>")
-        else:
-            totals.append(f"<td>{sum(e.status == PASSED for e in marked)}/{len(marked)} passed</td>")
-    foot = f"<tfoot><tr><th>合计 total</th><td></td>{''.join(totals)}<td></td></tr></tfoot>"
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="zh">',
-            "<head>",
-            '<meta charset="utf-8">',
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-            f"<title>{e(title)}</title>",
-            f"<style>{_HTML_CSS}</style>",
-            "</head>",
-            "<body>",
-            f"<h1>{e(title)}</h1>",
-            f"<p>{len(results)} 份作业 submissions。</p>",
-            "<table>",
-            f"<thead><tr><th>学生 student</th><th>课 lesson</th>{head}<th>备注 notes</th></tr></thead>",
-            "<tbody>",
-            *rows,
-            "</tbody>",
-            foot,
-            "</table>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+        written = bool(marked) and marked[0].written
+        count = sum(e.status == (WRITTEN if written else PASSED) for e in marked)
+        totals.append({"count": count, "of": len(marked), "written": written})
+    return templates.render("results.html", title=shown(title), numbers=numbers, rows=rows, totals=totals)
 
 
 _EXECUTED_NAME = re.compile(r"\d+_[\w.-]+\.ipynb")

@@ -1,4 +1,13 @@
-"""The handouts' HTML sanitizer (an allowlist on bleach) and the scanner that finds anything left that runs or loads."""
+"""The handouts' HTML sanitizer (an allowlist on nh3, the binding of Rust's Ammonia) and a scanner for what is left.
+
+Ammonia parses the fragment as a browser would (html5ever), keeps the tags and
+attributes of html_allowlist.py, drops the elements of _DROPPED_WITH_CONTENT
+with everything inside them, and writes the result back out; _attribute_filter
+adds our checks on URLs and keeps only allowed CSS properties in style
+attributes (with tinycss2, as bleach's CSS sanitizer did). Ammonia cannot drop
+an element because of an attribute, so every <input> left becomes a disabled
+check box, which is what Markdown task lists are (a text box shows as one).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +15,17 @@ import html
 import re
 from html.parser import HTMLParser
 
-import bleach
-from bleach.css_sanitizer import CSSSanitizer
+import nh3
+import tinycss2
 
-from .html_allowlist import _ATTRIBUTES, _DROPPED_WITH_CONTENT, _MATHML_ATTRIBUTES, _MATHML_TAGS, _TEXT_TAGS
+from .html_allowlist import (
+    _ATTRIBUTES,
+    _CSS_PROPERTIES,
+    _DROPPED_WITH_CONTENT,
+    _MATHML_ATTRIBUTES,
+    _MATHML_TAGS,
+    _TEXT_TAGS,
+)
 
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[a-z0-9+/=\s]*$", re.IGNORECASE)
 _CSS_DANGER = re.compile(
@@ -19,7 +35,7 @@ _URL_NOISE = re.compile(r"[`\x00-\x20\x7f-\xa0\s]+")
 
 
 def _allowed_attribute(tag: str, name: str, value: str) -> bool:
-    """The attribute filter of the sanitizer: the allowlist of html_allowlist.py, plus checks on URLs and styles."""
+    """Whether an attribute may stay: the allowlist of html_allowlist.py, plus checks on URLs and styles."""
     if name not in _ATTRIBUTES["*"] | _ATTRIBUTES.get(tag, set()) and not (
         tag in _MATHML_TAGS and name in _MATHML_ATTRIBUTES
     ):
@@ -37,110 +53,41 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return True
 
 
-class _DropWithContent(bleach.html5lib_shim.Filter):
-    """Drops the elements in _DROPPED_WITH_CONTENT and everything inside them, before the allowlist runs."""
-
-    def __iter__(self):
-        depth = 0
-        for token in super().__iter__():
-            kind = token["type"]
-            if depth:
-                if kind == "StartTag":
-                    depth += 1
-                elif kind == "EndTag":
-                    depth -= 1
-                continue
-            if kind == "StartTag" and token["name"] in _DROPPED_WITH_CONTENT:
-                depth = 1
-                continue
-            if kind in ("EmptyTag", "EndTag") and token["name"] in _DROPPED_WITH_CONTENT:
-                continue
-            if (
-                token.get("name") == "input"
-                and kind in ("StartTag", "EmptyTag")
-                and not any(
-                    name == "type" and value.strip().lower() == "checkbox" for (_, name), value in token["data"].items()
-                )
-            ):
-                continue  # only the check boxes of Markdown task lists; a text box would be an empty form field
-            yield token
+def _style(value: str) -> str:
+    """A style attribute with only the declarations of allowed properties (as bleach's CSS sanitizer writes them)."""
+    kept: list = []
+    for token in tinycss2.parse_declaration_list(value):
+        if token.type == "declaration" and token.lower_name in _CSS_PROPERTIES:
+            kept.append(token)
+        elif token.type in ("comment", "whitespace") and kept and kept[-1].type != token.type:
+            kept.append(token)
+    return tinycss2.serialize(kept).strip()
 
 
-class _Sanitizer(bleach.Cleaner):
-    """bleach's Cleaner with the elements of _DROPPED_WITH_CONTENT removed before the allowlist.
-
-    bleach's own parser turns disallowed tags into text while it reads, which would
-    keep the text of a <script> or <style>; this one builds the whole tree first, so
-    those elements can go with their content. Every raw-text element (script, style,
-    xmp, iframe, noembed, noframes, noscript, plaintext) is dropped, so the
-    serializer escapes all remaining text.
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.parser = bleach.html5lib_shim.BleachHTMLParser(
-            tags=None, strip=True, consume_entities=False, namespaceHTMLElements=False
-        )
-
-    def clean(self, text: str) -> str:
-        """Sanitize an HTML fragment."""
-        if not text:
-            return ""
-        dom = self.parser.parseFragment(text)
-        filtered = bleach.sanitizer.BleachSanitizerFilter(
-            source=_DropWithContent(self.walker(dom)),
-            allowed_tags=self.tags,
-            attributes=self.attributes,
-            strip_disallowed_tags=True,
-            strip_html_comments=True,
-            css_sanitizer=self.css_sanitizer,
-            allowed_protocols=self.protocols,
-        )
-        return self.serializer.render(filtered)
+def _attribute_filter(tag: str, name: str, value: str) -> str | None:
+    """nh3's attribute callback: the attribute's value to keep, None to drop it."""
+    if not _allowed_attribute(tag, name, value):
+        return None
+    if name == "style":
+        return _style(value) or None
+    return value
 
 
-_SANITIZER = _Sanitizer(
+def _attributes() -> dict[str, set[str]]:
+    allowed = {tag: set(_ATTRIBUTES["*"] | _ATTRIBUTES.get(tag, set())) for tag in _TEXT_TAGS}
+    allowed.update({tag: _ATTRIBUTES["*"] | _MATHML_ATTRIBUTES for tag in _MATHML_TAGS})
+    return allowed
+
+
+_SANITIZER = nh3.Cleaner(
     tags=_TEXT_TAGS | _MATHML_TAGS,
-    attributes=_allowed_attribute,
-    protocols={"http", "https", "mailto", "data"},  # data: only passes _allowed_attribute for <img src>
-    strip=True,
+    clean_content_tags=_DROPPED_WITH_CONTENT,
+    attributes=_attributes(),
+    attribute_filter=_attribute_filter,
     strip_comments=True,
-    css_sanitizer=CSSSanitizer(
-        allowed_css_properties=[
-            "background-color",
-            "border",
-            "border-bottom",
-            "border-collapse",
-            "border-left",
-            "border-right",
-            "border-top",
-            "color",
-            "display",
-            "font-family",
-            "font-size",
-            "font-style",
-            "font-weight",
-            "height",
-            "margin",
-            "margin-bottom",
-            "margin-left",
-            "margin-right",
-            "margin-top",
-            "max-width",
-            "min-width",
-            "padding",
-            "padding-bottom",
-            "padding-left",
-            "padding-right",
-            "padding-top",
-            "text-align",
-            "text-decoration",
-            "vertical-align",
-            "white-space",
-            "width",
-        ],
-        allowed_svg_properties=[],
-    ),
+    link_rel=None,
+    url_schemes={"http", "https", "mailto", "data"},  # data: only passes _allowed_attribute for <img src>
+    set_tag_attribute_values={"input": {"type": "checkbox", "disabled": ""}},  # see the module's docstring
 )
 
 
