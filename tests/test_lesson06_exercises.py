@@ -52,6 +52,17 @@ SGD_WRONG = {
     "velocities made on the CPU": SGD_RIGHT.replace(
         "velocities[i] = g.clone()", "velocities[i] = torch.tensor(g.tolist())"
     ),
+    "velocity is .grad itself when weight_decay is 0 (no clone)": "def sgd_step(params, velocities, lr, momentum, weight_decay):\n"
+    "    with torch.no_grad():\n"
+    "        for i, p in enumerate(params):\n"
+    "            g = p.grad\n"
+    "            if weight_decay:\n"
+    "                g = g + weight_decay * p\n"
+    "            if velocities[i] is None:\n"
+    "                velocities[i] = g\n"
+    "            else:\n"
+    "                velocities[i].mul_(momentum).add_(g)\n"
+    "            p -= lr * velocities[i]\n",
     "step outside no_grad, velocity not kept": "def sgd_step(params, velocities, lr, momentum, weight_decay):\n"
     "    with torch.no_grad():\n"
     "        for p in params:\n"
