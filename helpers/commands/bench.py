@@ -1,7 +1,8 @@
 """``python -m helpers bench``: train the series' network with the plain and the fast recipe and compare.
 
 plain: torchvision Dataset with a per-sample v2 transform (ToImage + ToDtype), DataLoader (batch 64,
-       shuffled), SGD with learning rate 1e-2 and momentum 0.9: lesson 06's plain recipe.
+       shuffled), SGD with learning rate 1e-2 and momentum 0.9: lesson 06's plain optimizer settings on
+       lesson 02's per-sample data path (lesson 06 itself trains its plain recipe on the fast data path).
 fast:  the whole set as two tensors on the device (helpers.load_tensors), shuffled by
        index with a seeded generator (helpers.TensorLoader), Adam with learning rate 1e-3:
        lesson 06's fast recipe.
