@@ -97,3 +97,20 @@ def test_a_strict_ascii_terminal_gets_no_traceback(odd_class, tmp_path):
     assert b"=evil\\u202e" in done.stdout and b"not a student edition" in done.stdout
     table = (tmp_path / "out" / "results.csv").read_text(encoding="utf-8-sig")
     assert "'=evil\\u202e" in table and "\\xd5\\xc5" in table
+
+
+def test_a_huge_exception_name_is_cut_at_once():
+    """A student's exception class named with 20 million characters: one line of at most 100, and the table's cell
+    is cut in one pass (cutting a character at a time took minutes, and no results were written)."""
+    import time
+
+    from helpers.commands.execute import _error_text
+    from helpers.commands.report import _cell_text, _width
+
+    text = _error_text({"ename": "passed\n" * 50 + "X" * 20_000_000, "evalue": "boom"})
+    assert len(text) <= 100 + len(": boom") and text.startswith("passed")
+    start = time.perf_counter()
+    cell = _cell_text(row("x", detail="Y" * 200_000 + "中" * 200_000), 1, width=40)
+    assert time.perf_counter() - start < 5 and _width(cell) <= 40 and cell.endswith("…")
+    wide = _cell_text(row("x", detail="中文" * 100), 1, width=9)
+    assert _width(wide) <= 9 and wide.endswith("…")

@@ -26,7 +26,7 @@ PROBE_TIMEOUT = 15  # seconds a kernel may take to answer again after an interru
 
 
 def _error_text(reply: dict[str, Any]) -> str:
-    ename, evalue = reply.get("ename", "Error"), _first_line(reply.get("evalue", ""))
+    ename, evalue = _first_line(reply.get("ename", "Error"), 100), _first_line(reply.get("evalue", ""))
     return f"{ename}: {evalue}" if evalue else ename
 
 

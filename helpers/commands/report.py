@@ -35,9 +35,11 @@ def _cell_text(result: Submission, number: int, width: int | None = None) -> str
     else:
         text = safe_text(ex.label())
     if width is not None and _width(text) > width:
-        while _width(text) > width - 1:
-            text = text[:-1]
-        text += "…"
+        used, kept = 0, 0
+        while used + _width(text[kept]) <= width - 1:  # one pass: keep characters while they fit in width - 1 columns
+            used += _width(text[kept])
+            kept += 1
+        text = text[:kept] + "…"
     return text
 
 
