@@ -47,6 +47,9 @@ SGD_WRONG = {
     "    torch.optim._functional.sgd(params, [p.grad for p in params], velocities, weight_decay=weight_decay,\n"
     "        momentum=momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False)\n",
     "momentum fixed at 0.9": SGD_RIGHT.replace("mul_(momentum)", "mul_(0.9)"),
+    "the first run's lr and momentum typed in": SGD_RIGHT.replace("mul_(momentum)", "mul_(0.8)").replace(
+        "p -= lr * velocities[i]", "p -= 0.05 * velocities[i]"
+    ),
     "no weight decay": SGD_RIGHT.replace("g = p.grad + weight_decay * p", "g = p.grad"),
     "velocity starts at zero": SGD_RIGHT.replace("velocities[i] = g.clone()", "velocities[i] = torch.zeros_like(g)"),
     "velocities made on the CPU": SGD_RIGHT.replace(
