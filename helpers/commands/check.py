@@ -75,7 +75,6 @@ from .plan import (  # noqa: F401
     is_blank_answer,
 )
 from .report import (  # noqa: F401
-    _HTML_CSS,
     _cell_text,
     _width,
     exercise_columns,

@@ -102,9 +102,6 @@ def results_csv(results: Sequence[Submission]) -> str:
     return buffer.getvalue()
 
 
-_HTML_CSS = templates.source("results.css")  # the page's stylesheet (check.py re-exports the name)
-
-
 def results_html(results: Sequence[Submission], title: str = "练习检查结果 Exercise check") -> str:
     """A self-contained HTML page of the table: inline CSS, no scripts; everything from a submission is escaped.
 

@@ -30,10 +30,3 @@ def environment() -> jinja2.Environment:
 def render(name: str, /, **values: object) -> str:
     """The template ``name`` filled in with ``values``."""
     return environment().get_template(name).render(**values)
-
-
-def source(name: str) -> str:
-    """The text of the template ``name`` as it is stored."""
-    env = environment()
-    assert env.loader is not None
-    return env.loader.get_source(env, name)[0]
