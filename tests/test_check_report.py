@@ -68,6 +68,18 @@ def test_same_name_in_two_groups_is_told_apart():
     assert [r.student for r in results] == ["A/zhang", "B/zhang", "li", "A/wang.ipynb", "B/wang.ipynb"]
 
 
+def test_names_that_only_look_alike_are_told_apart_and_shown_different():
+    results = [
+        row("zhang", "class/zhang/01_tiny.ipynb"),
+        row("zh\u200bang", "class/zh\u200bang/01_tiny.ipynb"),  # a zero-width space
+        row("\uff5ahang", "class/\uff5ahang/01_tiny.ipynb"),  # a full-width z
+    ]
+    check.distinguish(results)
+    table = check.format_table(results)
+    assert "\u200b" not in table and "zh\\u200bang" in table
+    assert "\uff5ahang" in table and len({r.student for r in results}) == 3
+
+
 @pytest.fixture
 def odd_class(tmp_path):
     """A class folder whose only notebook is no submission (so no kernel starts) under a non-UTF-8 name."""

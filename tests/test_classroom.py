@@ -583,3 +583,84 @@ def test_a_handout_of_a_notebook_with_widget_state_is_written_without_it(series,
     assert (tmp_path / "html" / "01_first.html") in written
     assert "widget-state" not in page and "<script" not in page.lower()
     assert path.read_bytes() == before  # the source keeps its metadata
+
+
+def test_an_unclosed_element_in_one_cell_hides_nothing_after_it(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    cells = [new_markdown_cell("# 01 Unclosed\n\nsummary")]
+    for i, opener in enumerate(["<style>", "<script>", "<plaintext>", "<textarea>", "<title>", "<xmp>", "<!--"]):
+        cells.append(new_markdown_cell(f"before {i} {opener} hidden {i}", id=f"m{i}"))
+        cells.append(new_markdown_cell(f"after {i} shows", id=f"a{i}"))
+    raw = nbformat.v4.new_raw_cell("<plaintext> raw", id="r1")
+    html_out = new_output("display_data", data={"text/html": "<style>swallow", "text/plain": "x"})
+    cells += [raw, new_code_cell("1", id="c1", execution_count=1, outputs=[html_out]), new_markdown_cell("the end")]
+    nbformat.write(new_notebook(cells=cells), folder / "01_unclosed.ipynb")
+    write_handouts(tmp_path / "html", notebooks_dir=folder)
+    page = (tmp_path / "html" / "01_unclosed.html").read_text(encoding="utf-8")
+    for i in range(7):
+        assert f"after {i} shows" in page, i  # before: everything after the first <style> was gone
+    assert "the end" in page and page.count('class="jp-Cell ') == len(cells) - 1  # a raw cell has no <div>
+    assert classroom.unsafe_parts(page) == []
+
+
+def test_links_that_open_file_shares_are_dropped():
+    for href in ("//evil.example/x", "\\\\evil.example\\x", "/\\evil.example", "&#47;/evil.example/x", " //x"):
+        assert "href" not in classroom.sanitize_html(f'<a href="{href}">x</a>'), href
+    for href in ("https://pytorch.org/docs/", "#section", "02_datasets.html", "/docs/x.html", "mailto:a@b.example"):
+        assert "href" in classroom.sanitize_html(f'<a href="{href}">x</a>'), href
+
+
+def test_a_css_string_with_a_quote_is_dropped_not_a_traceback(tmp_path, capsys):
+    assert classroom.sanitize_html("<span style=\"font-family: 'Say &quot;hi&quot;'\">q</span>") == "<span>q</span>"
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    md = "# 01 Q\n\n<span style=\"font-family: 'Say &quot;hi&quot;'\">quoted font</span>"
+    nbformat.write(new_notebook(cells=[new_markdown_cell(md)]), folder / "01_q.ipynb")
+    assert html_main(["--notebooks", str(folder), "--out", str(tmp_path / "html")]) == 0
+    assert "quoted font" in (tmp_path / "html" / "01_q.html").read_text(encoding="utf-8")
+
+
+def test_text_in_a_formula_is_escaped():
+    shown = classroom.latex_to_html(r"\text{a<b & c} + \textbf{<img/src=x/onerror=alert(1)>} + \text{fan\_in \& x}")
+    assert "<mtext>a&lt;b&#x000A0;&amp;&#x000A0;c</mtext>" in shown
+    assert '<mtext mathvariant="bold">&lt;img/src=x/onerror=alert(1)&gt;</mtext>' in shown
+    assert "<mtext>fan_in&#x000A0;&amp;&#x000A0;x</mtext>" in shown
+
+
+def test_a_summary_cannot_add_entries_to_the_index(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    summary = 'real summary</p></li><li><a href="https://evil.example">02 fake lesson</a></li><h1>big</h1><p>'
+    nbformat.write(new_notebook(cells=[new_markdown_cell(f"# 01 A\n\n{summary}")]), folder / "01_a.ipynb")
+    write_handouts(tmp_path / "html", notebooks_dir=folder)
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert index.count("<li>") == 1 and "<h1>big" not in index and "real summary" in index
+
+
+def test_handouts_forbid_loading_anything_even_past_the_sanitizer(series, tmp_path):
+    write_handouts(tmp_path / "html", only=["01"], notebooks_dir=series)
+    page = (tmp_path / "html" / "01_first.html").read_text(encoding="utf-8")
+    csp = re.search(r'<meta content="([^"]*)" http-equiv="Content-Security-Policy"/>', page)  # as nbconvert writes it
+    assert csp and "default-src 'none'" in csp.group(1) and "script-src" not in csp.group(1)
+
+
+def test_image_tags_are_scanned_in_linear_time():
+    import time
+
+    start = time.perf_counter()
+    classroom.markdown_to_html("<div>" + "<img " * 20000 + "</div>")
+    assert time.perf_counter() - start < 10  # was quadratic: minutes
+
+
+def test_a_gap_in_the_sanitizer_is_one_sentence_and_no_page(series, tmp_path, monkeypatch, capsys):
+    from helpers.commands import handouts
+
+    def gap(page):
+        raise classroom.UnsafePage("the page still holds a <script> element; the HTML template or sanitizer has a gap")
+
+    monkeypatch.setattr(handouts, "sanitize_page", gap)
+    assert html_main(["--notebooks", str(series), "--out", str(tmp_path / "html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: 01_first.ipynb: the page still holds a <script>") and "Traceback" not in err
+    assert not list((tmp_path / "html").glob("*.html"))

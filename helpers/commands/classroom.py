@@ -85,6 +85,7 @@ from .sanitize import (
     _DATA_IMAGE,
     _SANITIZER,
     _URL_NOISE,
+    UnsafePage,
     _allowed_attribute,
     _Scanner,
     sanitize_html,
@@ -213,6 +214,8 @@ def _write_or_explain(write, *args):
         return write(*args)
     except ValueError as exc:
         raise CommandError(str(exc), 2) from None
+    except UnsafePage as exc:  # a gap in the sanitizer: no page with it is written
+        raise CommandError(f"{exc}; no page was written for it. Remove that HTML from the notebook", 1) from None
     except OSError as exc:
         raise CommandError(f"{_write_failure(exc)}", 1) from None
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,8 @@ def check_submissions(
 def distinguish(results: Sequence[Submission]) -> None:
     """Rows of one lesson that would show the same student name show the path that tells them apart (A/zhang)."""
     by_name: dict[tuple[str, str], list[Submission]] = {}
-    for r in results:
-        by_name.setdefault((r.student, r.lesson), []).append(r)
+    for r in results:  # names that look alike (full-width Ｚ and Z, composed and decomposed accents) count as the same
+        by_name.setdefault((unicodedata.normalize("NFKC", r.student).casefold(), r.lesson), []).append(r)
     for rows in by_name.values():
         if len(rows) < 2:
             continue

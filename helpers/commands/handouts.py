@@ -17,7 +17,7 @@ from nbconvert import HTMLExporter
 from . import templates
 from .markdown_html import markdown_to_html
 from .runner import NOTEBOOKS_DIR, check_out_dir, list_notebooks, make_out_dir, select_notebooks
-from .sanitize import sanitize_html, sanitize_page
+from .sanitize import UnsafePage, sanitize_html, sanitize_inline, sanitize_page
 from .student import read_notebook, without_solutions, write_atomic
 
 _SERIES_LINK = re.compile(r'href="(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
@@ -54,9 +54,13 @@ HANDOUT_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block html_head_css -%}
+<meta http-equiv="Content-Security-Policy" content="{{ resources.handout_csp }}">
 <style type="text/css">{{ resources.handout_css }}</style>
 {%- endblock html_head_css -%}
 """
+
+# A second line of defence behind the sanitizer: the page may load nothing and run nothing (images are data: URIs).
+HANDOUT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
 
 
 class HandoutExporter(HTMLExporter):
@@ -67,7 +71,8 @@ class HandoutExporter(HTMLExporter):
         """The template's Markdown filter: formulas as MathML, local images and attachments embedded."""
         cell = context.get("cell", {})
         path = context.get("resources", {}).get("metadata", {}).get("path", "")
-        return markdown_to_html(source, path, cell.get("attachments", {}))
+        # sanitized cell by cell: an unclosed <style> or <plaintext> in one cell cannot swallow the cells after it
+        return sanitize_html(markdown_to_html(source, path, cell.get("attachments", {})))
 
 
 def _exporter() -> HandoutExporter:
@@ -104,22 +109,43 @@ def notebook_info(path: Path, nb: nbformat.NotebookNode | None = None) -> Notebo
     return NotebookInfo(path.stem, title, summary)
 
 
+_RAW_HTML_OUTPUTS = ("text/html",)  # output types the lab template copies into the page as they are (SVG: <img>)
+_CELL_DIV = re.compile(r'<div\b[^<>]*\bclass="jp-Cell[ "]')
+
+
+def _sanitized_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose raw HTML (raw cells, HTML outputs) is sanitized cell by cell, without widgets."""
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)  # ipywidgets state (saved by JupyterLab): nbconvert would emit it as a <script>
+    for cell in nb.cells:
+        if cell.cell_type == "raw":
+            cell.source = sanitize_html(cell.source)
+        for output in cell.get("outputs", []):
+            for mime in _RAW_HTML_OUTPUTS:
+                if mime in output.get("data", {}):
+                    value = output.data[mime]
+                    output.data[mime] = sanitize_html("".join(value) if isinstance(value, list) else value)
+    return nb
+
+
 def notebook_html(nb: nbformat.NotebookNode, title: str, notebook_dir: Path) -> str:
     """One self-contained HTML page for a notebook; links to sibling notebooks point at their pages."""
     resources = {
         "metadata": {"name": title, "path": str(notebook_dir)},
         "handout_css": HANDOUT_CSS,
+        "handout_csp": HANDOUT_CSP,
     }
-    if "widgets" in nb.metadata:  # ipywidgets state (saved by JupyterLab): nbconvert would emit it as a <script>
-        nb = copy.deepcopy(nb)
-        del nb.metadata["widgets"]
-    body, _ = _exporter().from_notebook_node(nb, resources=resources)
-    return sanitize_page(_SERIES_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body))
+    body, _ = _exporter().from_notebook_node(_sanitized_cells(nb), resources=resources)
+    page = sanitize_page(_SERIES_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body))
+    shown, cells = len(_CELL_DIV.findall(page)), sum(c.cell_type != "raw" for c in nb.cells)  # raw cells: no <div>
+    if shown < cells:  # something in a cell still hid the cells after it (a cell's own markup may add more)
+        raise UnsafePage(f"the page shows {shown} of the notebook's {cells} Markdown and code cells")
+    return page
 
 
 def _inline_html(markdown: str) -> str:
-    rendered = sanitize_html(markdown_to_html(markdown)).strip()
-    return re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.DOTALL)
+    """A summary line for the index: inline elements only, so it cannot add list items or headings of its own."""
+    return sanitize_inline(markdown_to_html(markdown)).strip()
 
 
 def index_html(infos: Sequence[NotebookInfo], available: set[str]) -> str:
@@ -157,7 +183,10 @@ def write_handouts(
         nb = read_notebook(path)
         if hide_solutions:
             nb = without_solutions(nb)
-        page = notebook_html(nb, notebook_info(path, nb).title, path.parent)
+        try:
+            page = notebook_html(nb, notebook_info(path, nb).title, path.parent)
+        except UnsafePage as exc:
+            raise UnsafePage(f"{path.name}: {exc}") from None
         target = out / f"{path.stem}.html"
         write_atomic(target, page)
         written.append(target)

@@ -12,9 +12,17 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 from . import templates
 
-_IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc=)(["'])([^"']+)\2""", re.IGNORECASE)
-_MTEXT = re.compile(r"<mtext>.*?</mtext>", re.DOTALL)
+_IMG_SRC = re.compile(r"""(<img\b[^<>]*?\bsrc=)(["'])([^"'<>]+)\2""", re.IGNORECASE)
+_MTEXT = re.compile(r"(<mtext\b[^<>]*>)(.*?)(</mtext>)", re.DOTALL)
 _TEXT_ESCAPE = re.compile(r"\\([_%&#$ {}])")
+_ENTITY = re.compile(r"(&#x[0-9a-fA-F]+;)")
+
+
+def _mtext(m: re.Match) -> str:
+    """One <mtext> as latex2mathml writes it, its text escaped: it copies \\text{...} as it is (a < b, fan\\_in)."""
+    parts = _ENTITY.split(m[2])  # the &#x000A0; it writes for spaces stay; every other part is plain text
+    text = "".join(p if i % 2 else html.escape(_TEXT_ESCAPE.sub(r"\1", p), quote=False) for i, p in enumerate(parts))
+    return f"{m[1]}{text}{m[3]}"
 
 
 def latex_to_html(tex: str, display: bool = False) -> str:
@@ -23,8 +31,7 @@ def latex_to_html(tex: str, display: bool = False) -> str:
         mathml = convert(tex.strip(), display="block" if display else "inline")
     except Exception:  # latex2mathml raises many kinds of errors on input it does not know
         return templates.render("tex_source.html", tex=tex, delimiter="$$" if display else "$")
-    # latex2mathml leaves TeX escapes such as \_ inside \text{...} as they are: fan\_in -> fan_in
-    mathml = _MTEXT.sub(lambda m: _TEXT_ESCAPE.sub(lambda e: "&amp;" if e[1] == "&" else e[1], m[0]), mathml)
+    mathml = _MTEXT.sub(_mtext, mathml)
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)
 
 

@@ -46,6 +46,8 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
         return bool(_DATA_IMAGE.match(value.strip()))
     if name == "href":
         url = _URL_NOISE.sub("", html.unescape(value)).lower()
+        if url.startswith("//") or "\\" in url:
+            return False  # //host/x and \\host\x open a file share (file://host) from a page opened from disk
         scheme = re.match(r"^([a-z][a-z0-9+.-]*):", url)
         return scheme is None or scheme.group(1) in ("http", "https", "mailto")
     if name == "type" and tag == "input":
@@ -61,7 +63,9 @@ def _style(value: str) -> str:
             kept.append(token)
         elif token.type in ("comment", "whitespace") and kept and kept[-1].type != token.type:
             kept.append(token)
-    return tinycss2.serialize(kept).strip()
+    written = tinycss2.serialize(kept).strip()
+    # tinycss2 writes a quote inside a CSS string as \" and a backslash is never allowed: drop the whole attribute
+    return "" if _CSS_DANGER.search(written) else written
 
 
 def _attribute_filter(tag: str, name: str, value: str) -> str | None:
@@ -91,6 +95,27 @@ _SANITIZER = nh3.Cleaner(
 )
 
 
+# the text-level elements: a summary line of the handouts' index keeps these and nothing that starts a block
+_INLINE_TAGS = _TEXT_TAGS & {
+    "a", "abbr", "b", "bdi", "bdo", "br", "cite", "code", "del", "dfn", "em", "i", "ins", "kbd",
+    "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "wbr",
+}  # fmt: skip
+_INLINE_SANITIZER = nh3.Cleaner(
+    tags=_INLINE_TAGS | _MATHML_TAGS,
+    clean_content_tags=_DROPPED_WITH_CONTENT,
+    attributes={tag: allowed for tag, allowed in _attributes().items() if tag in _INLINE_TAGS | _MATHML_TAGS},
+    attribute_filter=_attribute_filter,
+    strip_comments=True,
+    link_rel=None,
+    url_schemes={"http", "https", "mailto"},
+)
+
+
+def sanitize_inline(fragment: str) -> str:
+    """Like sanitize_html, but only text-level elements stay (paragraphs, lists, headings, tables keep their text)."""
+    return _INLINE_SANITIZER.clean(fragment)
+
+
 def sanitize_html(fragment: str) -> str:
     """An HTML fragment with only the allowlisted tags and attributes: no scripts, no styles, nothing remote."""
     return _SANITIZER.clean(fragment)
@@ -99,15 +124,19 @@ def sanitize_html(fragment: str) -> str:
 _BODY = re.compile(r"(<body\b[^>]*>)(.*)(</body>)", re.DOTALL | re.IGNORECASE)
 
 
+class UnsafePage(RuntimeError):
+    """A page that still holds something unsafe after sanitizing (a gap in the template or the sanitizer)."""
+
+
 def sanitize_page(page: str) -> str:
-    """A whole page from our template with its body sanitized; raise RuntimeError if anything unsafe is left."""
+    """A whole page from our template with its body sanitized; raise UnsafePage if anything unsafe is left."""
     match = _BODY.search(page)
     if match is None:
-        raise RuntimeError("the exported page has no <body>; the HTML template has changed")
+        raise UnsafePage("the exported page has no <body>; the HTML template has changed")
     page = page[: match.start(2)] + sanitize_html(match.group(2)) + page[match.end(2) :]
     problems = unsafe_parts(page)
     if problems:
-        raise RuntimeError(f"the page still holds {problems[0]}; the HTML template or sanitizer has a gap")
+        raise UnsafePage(f"the page still holds {problems[0]}; the HTML template or sanitizer has a gap")
     return page
 
 
@@ -142,7 +171,9 @@ class _Scanner(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in self.ACTIVE:
             self.problems.append(f"a <{tag}> element")
-        if tag == "meta" and any(k == "http-equiv" for k, _ in attrs):
+        if tag == "meta" and any(
+            k == "http-equiv" and (v or "").lower() != "content-security-policy" for k, v in attrs
+        ):
             self.problems.append("a <meta http-equiv>")
         for name, value in attrs:
             value = value or ""

@@ -2,8 +2,9 @@
 
 - bytes that are not UTF-8 (a GBK zip unpacked on Linux gives file names with lone
   surrogates under Python's ``surrogateescape``) are shown as ``\\xNN``;
-- control characters (terminal escape sequences) and bidirectional overrides
-  (which reorder what the teacher sees) are shown as ``\\x1b``, ``\\u202e``, ...;
+- control characters (terminal escape sequences), bidirectional overrides (which
+  reorder what the teacher sees) and other invisible format characters (a zero-width
+  space makes two names look alike) are shown as ``\\x1b``, ``\\u202e``, ``\\u200b``, ...;
 - a CSV cell that a spreadsheet would read as a formula (``= + - @``, tab, CR at
   the start) gets a leading ``'``.
 """
@@ -23,7 +24,7 @@ def _escape_char(ch: str) -> str:
 
 
 def safe_text(text: object, keep_newlines: bool = False) -> str:
-    """``text`` with undecodable bytes, control characters and bidi overrides shown as escapes."""
+    """``text`` with undecodable bytes, control and format characters (bidi overrides, zero-width) shown as escapes."""
     text = str(text)
     if any("\udc80" <= ch <= "\udcff" for ch in text) or any("\ud800" <= ch <= "\udfff" for ch in text):
         text = text.encode("utf-8", "surrogateescape" if _only_escapes(text) else "backslashreplace").decode(
@@ -34,7 +35,7 @@ def safe_text(text: object, keep_newlines: bool = False) -> str:
     for ch in text:
         if keep_newlines and ch == "\n":
             out.append(ch)
-        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029":
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cf", "Cs") or ch in "\u2028\u2029":
             out.append(_escape_char(ch))
         else:
             out.append(ch)
