@@ -424,3 +424,20 @@ def test_data_serve_feeds_another_machine(tmp_path):
         teacher.terminate()
         teacher.wait(30)
         teacher.stdout.close()
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "host, said",
+    [
+        ("999.1.1.1", "is not an address"),
+        ("no-such-host.invalid", "is not an address"),
+        ("192.0.2.1", "of this machine"),
+    ],
+)
+def test_a_host_that_cannot_be_used_is_a_usage_error(capsys, host, said):
+    from helpers.__main__ import main
+
+    assert main(["data", "--serve", "--host", host, "--port", "0", "--root", str(DATA_ROOT)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "--port" not in err.split(".")[-1]

@@ -100,3 +100,70 @@ def test_an_os_error_in_a_command_is_one_line(capsys):
 
     assert command([]) == FAILED
     assert capsys.readouterr().err == "error: [Errno 13] Permission denied: '/somewhere/results.csv'\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--onl", "01"],
+        ["refresh", "--onl", "01"],
+        ["student", "--out", "x", "--onl", "01"],
+        ["html", "--hide", "--out", "x"],
+        ["check", "class", "--no-re"],
+        ["bench", "--devic", "cpu"],
+        ["data", "--serv"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_an_abbreviated_option_is_an_error_not_a_guess(capsys, argv):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == USAGE
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- damaged lessons, odd --out folders, nothing half-written
+@pytest.fixture
+def damaged_series(tmp_path):
+    """01 is a good notebook, 02 is not JSON, 03 is JSON whose cells are not a list."""
+    import nbformat
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# 01 Good\n\nfine")]), folder / "01_good.ipynb")
+    (folder / "02_bad.ipynb").write_text("{not json", encoding="utf-8")
+    (folder / "03_bad.ipynb").write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": 3}')
+    return folder
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--out", "{tmp}/out"],
+        ["run", "--out", "{tmp}/out", "--only", "03"],
+        ["refresh", "--metadata-only"],
+        ["refresh", "--metadata-only", "--only", "03"],
+        ["student", "--out", "{tmp}/out"],
+        ["html", "--out", "{tmp}/out"],
+    ],
+    ids=lambda argv: "-".join(a.strip("-{}/") for a in argv),
+)
+def test_a_damaged_lesson_is_named_and_nothing_is_written(damaged_series, tmp_path, capsys, argv):
+    before = {p.name: p.read_bytes() for p in damaged_series.iterdir()}
+    argv = [argv[0], "--notebooks", str(damaged_series), *[a.format(tmp=tmp_path) for a in argv[1:]]]
+    assert main(argv) == USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a readable notebook" in err and "Traceback" not in err
+    assert ("03_bad" if "03" in argv else "02_bad") in err
+    assert not (tmp_path / "out").exists()  # not even 01's page or student edition
+    assert {p.name: p.read_bytes() for p in damaged_series.iterdir()} == before  # metadata of 01 untouched too
+
+
+@pytest.mark.parametrize("command", ["run", "student", "html"])
+def test_an_out_folder_in_a_loop_of_links_is_one_sentence(tmp_path, capsys, command):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main([command, "--out", str(tmp_path / "a" / "x"), "--only", "01"]) == USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot use --out") and "Traceback" not in err

@@ -462,6 +462,30 @@ def test_an_interrupted_run_keeps_the_previous_output_and_leaves_no_partial_file
     assert (out / "01_a.ipynb").read_text() == "the finished output of an earlier run"
 
 
+def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import papermill
+
+    source = write_notebook(tmp_path / "nb" / "01_a.ipynb", "print(epochs)")
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = out / f".01_a.{gone.stdout.strip()}-0badf00d.partial.ipynb"  # its process has ended
+    living = out / f".01_a.{os.getppid()}-feedf00d.partial.ipynb"  # a run still going in another process
+    other = out / f".02_b.{gone.stdout.strip()}-0badf00d.partial.ipynb"  # another lesson's: not this run's business
+    for path in (killed, living, other):
+        path.write_text('{"cells": [')
+
+    def finished(input_path, output_path, **kwargs):
+        Path(output_path).write_text("done")
+
+    monkeypatch.setattr(papermill, "execute_notebook", finished)
+    assert runner.run_notebook(source, out, {}).status == "ok"
+    assert sorted(p.name for p in out.iterdir()) == sorted(["01_a.ipynb", living.name, other.name])
+
+
 @pytest.mark.parametrize("command", ["run", "refresh"])
 def test_a_mistyped_notebooks_folder_is_an_error(tmp_path, command):
     extra = ["--out", str(tmp_path / "out")] if command == "run" else []
@@ -602,3 +626,12 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
     monkeypatch.setattr(runner, "interrupted_for_test", interrupted, raising=False)
     assert cli_main.main(["html"]) == 130
     assert capsys.readouterr().err == "\ninterrupted\n"
+
+
+def test_a_failed_refresh_prints_no_colour_codes(tmp_path):
+    source = write_notebook(tmp_path / "nb" / "01_bad.ipynb", "raise ValueError('\\x1b]0;owned\\x07 broken')")
+    before = source.read_bytes()
+    result = cli("refresh", "--notebooks", str(tmp_path / "nb"))
+    assert result.returncode == 1 and "FAILED: " in result.stderr
+    assert "\x1b" not in result.stderr and "broken" in result.stderr  # the traceback's colours and the OSC title
+    assert source.read_bytes() == before

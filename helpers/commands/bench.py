@@ -281,6 +281,7 @@ def main(argv: Sequence[str]) -> int:
     """``python -m helpers bench``: run both recipes on this machine and print the comparison."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers bench",
+        allow_abbrev=False,  # --hide is not --hide-solutions: a typo is an error, not a guess
         description="Train the series' network with the plain recipe (DataLoader + v2 transform per sample, "
         "SGD with momentum, batch 64) and the fast one (tensors on the device, Adam) "
         "and compare time and accuracy.",

@@ -27,7 +27,8 @@ reach any file on purpose (README, "检查学生交回的练习", says what prot
 
 The work is split by job: submissions.py (finding, reading and validating
 submissions; the marks and data classes), plan.py (the graded notebook),
-execute.py (running it in a kernel), grade.py (one submission, and the class a
+execute.py (running it in a kernel), reuse.py (the lesson's slow cells, run once
+per lesson and loaded in every submission), grade.py (one submission, and the class a
 few at a time), report.py (table, CSV, HTML); this module is the command line
 and re-exports their names.
 """
@@ -45,7 +46,7 @@ from pathlib import Path
 from helpers.commands.errors import FAILED as FAILED_WORK
 from helpers.commands.errors import USAGE, CommandError, reports_errors
 
-from . import sandbox
+from . import reuse, sandbox
 
 # re-exported: every name this module held before it was split stays importable from it (tests use them)
 from .execute import (  # noqa: F401
@@ -132,6 +133,7 @@ def main(argv: Sequence[str]) -> int:
     """``python -m helpers check``."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers check",
+        allow_abbrev=False,  # --hide is not --hide-solutions: a typo is an error, not a guess
         description="Run each submitted student notebook in its own kernel (CPU, temporary folder, time limits) "
         "and report, for every exercise, whether the teacher's check passes.",
     )
@@ -194,6 +196,12 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--timing", action="store_true", help="print the time of every submission and of the whole class at the end"
+    )
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help=f"run every lesson cell in every submission (default: lesson cells slower than {reuse.THRESHOLD} s that "
+        "come before the first exercise run once per lesson, and every submission loads their results)",
     )
     args = parser.parse_args(list(argv))
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets an escape, not a traceback
@@ -297,6 +305,8 @@ def main(argv: Sequence[str]) -> int:
             cell_timeout=args.cell_timeout,
             notebook_timeout=args.timeout,
             use_sandbox=args.sandbox,
+            reuse_cells=not args.no_reuse,
+            announce=lambda line: print(safe_text(line), flush=True),
         )
     except KeyboardInterrupt:
         interrupted = True

@@ -193,7 +193,7 @@ def _relative(path: Path) -> str:
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m helpers {command}", description=description)
+    parser = argparse.ArgumentParser(prog=f"python -m helpers {command}", description=description, allow_abbrev=False)
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not be inside notebooks/)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (e.g. --only 03 06)")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="source folder (default: notebooks/)")

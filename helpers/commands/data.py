@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import http.server
 import socket
@@ -222,7 +223,19 @@ def serve_main(root: Path, host: str, port: int) -> int:
         server = make_server(root, host, port)
     except ValueError as exc:
         raise CommandError(str(exc), 1) from None
+    except socket.gaierror as exc:  # the --host as typed is no address: a usage error, not a busy port
+        raise CommandError(
+            f"--host {host!r} is not an address ({exc.strerror or exc}); use 0.0.0.0 (every network of this "
+            "machine), 127.0.0.1 (this machine only) or one of this machine's own IP addresses",
+            2,
+        ) from None
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:  # an address, but not one of this machine's
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {exc.strerror}. --host must be an address of this machine "
+                "(or 0.0.0.0 for all of them)",
+                2,
+            ) from None
         raise CommandError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --port.", 1
         ) from None
@@ -258,6 +271,7 @@ def serve_main(root: Path, host: str, port: int) -> int:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers data",
+        allow_abbrev=False,  # --hide is not --hide-solutions: a typo is an error, not a guess
         description="Download Fashion-MNIST (official servers first, then mirrors), verify its four .gz files "
         "against their SHA-256, check files already there, or serve them to a classroom.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/commands/folders.py -> the repository
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -50,7 +51,10 @@ def check_out_dir(out_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR, example: s
     ``run``, ``student`` and ``html`` all check their ``--out`` here. Symbolic
     links and ``..`` are resolved first, so no spelling of the source folder gets through.
     """
-    out, sources = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
+    try:
+        out, sources = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
+        raise ValueError(f"cannot use --out {out_dir}: {exc}; choose a plain folder") from None
     if out == sources or sources in out.parents:
         raise ValueError(
             f"--out {out_dir} is inside the source folder {sources.name}/; the sources must stay as they are. "
@@ -80,3 +84,16 @@ def make_out_dir(out: Path) -> Path:
             f"cannot create the output folder {out}: {exc.strerror or exc}; choose a folder you can write to"
         ) from None
     return out
+
+
+def read_notebook(path: Path) -> Any:
+    """Read and validate a notebook (an nbformat NotebookNode); raise ValueError naming the file when it is damaged."""
+    import nbformat  # here, so that commands that never read a notebook start without it
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)  # read() only warns: "cells": 3 would fail later with a TypeError
+        return nb
+    except Exception as exc:  # NotJSONError, ValidationError, UnicodeDecodeError, OSError, ...
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a readable notebook ({text}); fix it or move it out of the folder") from None

@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from . import sandbox
+from . import reuse, sandbox
 from .classroom import is_solution
 from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT, run_graded
 from .plan import graded_notebook
@@ -36,6 +36,16 @@ from .submissions import (
 )
 
 COULD_NOT_CHECK = "could not be checked"
+
+
+def _kernel_setup(
+    root: Path, notebooks_dir: Path, data_dir: Path | None, threads: int, use_sandbox: bool, shown: Sequence[Path] = ()
+) -> tuple[Path, dict[str, str], list[str] | None]:
+    """The kernel's working folder, environment and (with --sandbox) bubblewrap command in the private ``root``."""
+    workdir = _workspace(root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data")
+    home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
+    env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
+    return workdir, env, sandbox.bubblewrap_prefix(root, shown) if use_sandbox else None
 
 
 def _workspace(root: Path, data_dir: Path | None) -> Path:
@@ -56,6 +66,7 @@ async def grade_submission(
     notebook_timeout: float = NOTEBOOK_TIMEOUT,
     threads: int = 1,
     use_sandbox: bool = False,
+    memos: dict[str, reuse.Memo] | None = None,
 ) -> Submission:
     """Grade one submitted notebook (see check.py's module docstring); never raises for a bad submission."""
     path = Path(path)
@@ -76,14 +87,13 @@ async def grade_submission(
                 f"lesson {result.lesson} in {notebooks_dir} has no exercises tagged exercise-N, so nothing can be checked"
             )
         nb, plan, result.exercises = graded_notebook(source, student, parameters)
+        memo = (memos or {}).get(result.lesson)
+        reuse.substitute(plan, memo)  # the lesson's slow cells load what the reference run saved
         if any(not e.status for e in result.exercises.values()):
             root = sandbox.temporary_root()  # mode 0700
             try:
-                workdir = _workspace(
-                    root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data"
-                )
-                home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
-                env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
+                shown = [memo.folder] if memo is not None and memo.folder is not None else []
+                workdir, env, wrap = _kernel_setup(root, notebooks_dir, data_dir, threads, use_sandbox, shown)
                 with open(root / "kernel.log", "w", encoding="utf-8") as log:
                     result.notes = await run_graded(
                         nb,
@@ -95,7 +105,7 @@ async def grade_submission(
                         notebook_timeout,
                         log,
                         connection_dir=sandbox.private_dir(root, "connection"),
-                        wrap=sandbox.bubblewrap_prefix(root) if use_sandbox else None,
+                        wrap=wrap,
                     )
             finally:
                 shutil.rmtree(root, ignore_errors=True)
@@ -116,11 +126,64 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+async def _reference_runs(
+    paths: list[Path],
+    roots: list[Path],
+    announce: Callable[[str], None],
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    data_dir: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    threads: int = 1,
+    use_sandbox: bool = False,
+    **ignored: Any,
+) -> dict[str, reuse.Memo]:
+    """One reference run per lesson that has submissions (reuse.py): the slow lesson cells, saved for all of them."""
+    lessons: dict[str, Path] = {}
+    for path in paths:
+        try:
+            lesson = lesson_of(path, nbformat.read(path, as_version=4))
+            lessons.setdefault(lesson, source_notebook(lesson, notebooks_dir))
+        except Exception:  # grade_submission says what is wrong with this one
+            continue
+    memos = {}
+    for lesson, source_path in sorted(lessons.items()):
+        root = sandbox.temporary_root()  # mode 0700; the snapshots stay in it until the class is checked
+        roots.append(root)
+        start = time.perf_counter()
+        try:
+            # nothing else runs during a reference run, so its kernel may use every core
+            workdir, env, wrap = _kernel_setup(
+                root, notebooks_dir, data_dir, max(threads, os.cpu_count() or 1), use_sandbox
+            )
+            source = nbformat.read(source_path, as_version=4)
+            memos[lesson] = memo = await reuse.run_reference(source, parameters, root, workdir, env, wrap)
+        except Exception as exc:
+            announce(
+                f"lesson {lesson}: the reference run failed ({type(exc).__name__}: {_first_line(exc)}); "
+                "every submission runs all lesson cells (as with --no-reuse)"
+            )
+            continue
+        announce(
+            f"lesson {lesson}: reference run {time.perf_counter() - start:.1f} s; {len(memo.loaders)} slow lesson "
+            f"cell(s) reused in every submission (saving about {sum(memo.seconds.values()):.1f} s each)"
+        )
+        for reason in memo.skipped.values():
+            announce(f"  {reason}")
+    return memos
+
+
 async def _check_all(
-    paths: list[Path], results: list[Submission | None], jobs: int, progress: Callable, **options
+    paths: list[Path],
+    results: list[Submission | None],
+    jobs: int,
+    progress: Callable,
+    reuse_cells: bool = False,
+    announce: Callable[[str], None] = lambda text: None,
+    **options,
 ) -> None:
     limit = asyncio.Semaphore(max(1, jobs))
     done = 0
+    roots: list[Path] = []
 
     async def one(i: int, path: Path) -> None:
         nonlocal done
@@ -134,7 +197,13 @@ async def _check_all(
             done += 1
             progress(done, len(paths), results[i])
 
-    await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+    try:
+        if reuse_cells:
+            options["memos"] = await _reference_runs(paths, roots, announce, **options)
+        await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+    finally:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def check_submissions(
@@ -149,7 +218,9 @@ def check_submissions(
 
     ``results``, if given, is filled in as submissions finish (so a caller that is
     interrupted with Ctrl-C still has the finished ones). ``options`` go to
-    grade_submission (data_dir, parameters, cell_timeout, notebook_timeout).
+    grade_submission (data_dir, parameters, cell_timeout, notebook_timeout), but
+    ``reuse_cells`` (True: run the lesson's slow cells once, see reuse.py) and
+    ``announce`` (called with a line about each reference run).
     """
     files = find_submissions(paths, exclude=options.pop("exclude", ()))
     if not files:

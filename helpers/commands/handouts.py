@@ -177,22 +177,23 @@ def write_handouts(
 ) -> list[Path]:
     """Write HTML pages for the selected notebooks and an index of the whole series; return the files written."""
     notebooks = select_notebooks(only, notebooks_dir)
-    out = make_out_dir(check_out_dir(out_dir, notebooks_dir, example="--out build/handouts"))
-    written = []
+    folder = check_out_dir(out_dir, notebooks_dir, example="--out build/handouts")
+    pages = {}  # every page is made before anything is written: a damaged or unsafe notebook leaves no half set
     for path in notebooks:
         nb = read_notebook(path)
         if hide_solutions:
             nb = without_solutions(nb)
         try:
-            page = notebook_html(nb, notebook_info(path, nb).title, path.parent)
+            pages[f"{path.stem}.html"] = notebook_html(nb, notebook_info(path, nb).title, path.parent)
         except UnsafePage as exc:
             raise UnsafePage(f"{path.name}: {exc}") from None
-        target = out / f"{path.stem}.html"
-        write_atomic(target, page)
-        written.append(target)
     series = list_notebooks(notebooks_dir)
-    available = {p.stem for p in series if (out / f"{p.stem}.html").is_file()}
-    index = out / "index.html"
-    write_atomic(index, index_html([notebook_info(p, read_notebook(p)) for p in series], available))
-    written.append(index)
+    infos = [notebook_info(p, read_notebook(p)) for p in series]
+    out = make_out_dir(folder)
+    available = {p.stem for p in series if f"{p.stem}.html" in pages or (out / f"{p.stem}.html").is_file()}
+    pages["index.html"] = index_html(infos, available)
+    written = []
+    for name, page in pages.items():
+        write_atomic(out / name, page)
+        written.append(out / name)
     return written

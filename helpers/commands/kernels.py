@@ -16,6 +16,7 @@ from typing import IO, Any
 import nbformat
 
 from ..files import atomic_write
+from .folders import read_notebook
 
 
 def _kernel_manager_class(log: IO | None = None, started: list | None = None):
@@ -168,7 +169,7 @@ def apply_kernel_metadata(path: Path, metadata: dict | None = None) -> bool:
 
     Cells and outputs are read fresh and written back untouched, in one step.
     """
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     new = nbformat.NotebookNode(copy.deepcopy(metadata if metadata is not None else kernel_metadata()))
     if nb.metadata == new:
         return False

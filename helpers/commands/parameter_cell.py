@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from .folders import read_notebook
 from .parameters import _shown
 
 
 def _code_cells(path: Path) -> tuple[str, str]:
     """The source of the ``parameters`` cell and of the code cell after it (the setup cell); "" when absent."""
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     for i, cell in enumerate(code):
         if "parameters" in cell.metadata.get("tags", []):

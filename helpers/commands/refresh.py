@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 
 from ..files import atomic_write
+from .folders import read_notebook
 from .kernels import (
     _execute,
     _kernel_manager_class,
@@ -52,7 +53,7 @@ def refresh_notebook(path: Path, timeout: int = 1200) -> str:
     """
     from nbclient import NotebookClient
 
-    old = nbformat.read(path, as_version=4)
+    old = read_notebook(path)
     nb = copy.deepcopy(old)
     for cell in nb.cells:
         if cell.cell_type == "code":

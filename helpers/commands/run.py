@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from .folders import DEFAULT_OUT, NOTEBOOKS_DIR, check_out_dir, make_out_dir, select_notebooks
+from .folders import DEFAULT_OUT, NOTEBOOKS_DIR, check_out_dir, make_out_dir, read_notebook, select_notebooks
 from .kernels import _kernel_manager_class, _log_tail, _quiet_abandoned_tasks, _stop_kernels, _watch_interrupts
 from .parameter_cell import check_notebook_parameters, notebook_parameters
 from .parameters import check_parameter_value, injected_source
@@ -50,12 +50,13 @@ def run_notebook(
 
     declared = notebook_parameters(path)
     params = {k: v for k, v in (parameters or {}).items() if k in declared}
-    language = papermill_engines.nb_language(None, nbformat.read(path, as_version=4))
+    language = papermill_engines.nb_language(None, read_notebook(path))
     injected_source(params, language)  # raises ValueError for anything that is not plain data
     device = str(params.get("device", declared.get("device", "-")))
     out = make_out_dir(check_out_dir(out_dir, path.parent, example="--out runs"))
     output = out / path.name
-    partial = out / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.ipynb"
+    _remove_stale_partials(out, path.stem)
+    partial = out / f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial.ipynb"
     started: list = []
     start = time.perf_counter()
     error = ""
@@ -95,6 +96,29 @@ def run_notebook(
     elif output.exists():
         output.unlink()  # a stale result from an earlier run must not pass for this one
     return RunResult(path.name, status, seconds, device, output if output.exists() else None, error, params)
+
+
+def _remove_stale_partials(out: Path, stem: str) -> None:
+    """Delete ``.STEM.PID-XXXX.partial.ipynb`` files whose run is gone (killed with SIGKILL, a power cut)."""
+    for stale in out.glob(f".{stem}.*.partial.ipynb"):
+        owner = stale.name[len(stem) + 2 :].split("-", 1)[0]
+        try:
+            alive = owner.isdigit() and int(owner) != os.getpid() and _process_exists(int(owner))
+        except (OverflowError, ValueError):
+            alive = False
+        if not alive:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: not ours to judge, leave its file
+        return True
+    return True
 
 
 def _describe_cell(executed: Path, exec_count: int | None) -> str:

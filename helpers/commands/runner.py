@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from helpers.commands.errors import CommandError, reports_errors
+from helpers.commands.textsafe import safe_text, strip_ansi
 
 from .folders import (
     DEFAULT_OUT as DEFAULT_OUT,
@@ -30,6 +31,9 @@ from .folders import (
 )
 from .folders import (
     make_out_dir as make_out_dir,
+)
+from .folders import (
+    read_notebook,
 )
 from .folders import (
     select_notebooks as select_notebooks,
@@ -148,7 +152,7 @@ from .run import (
 
 
 def _parse_args(argv: Sequence[str], command: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"python -m helpers {command}")
+    parser = argparse.ArgumentParser(prog=f"python -m helpers {command}", allow_abbrev=False)
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. --only 03 06)")
     parser.add_argument(
         "--notebooks",
@@ -243,6 +247,11 @@ def _refresh_main(argv: Sequence[str]) -> int:
         raise CommandError(str(exc), 2) from None
     if args.metadata_only:
         metadata = kernel_metadata()
+        try:
+            for path in notebooks:  # every one is readable before any is changed
+                read_notebook(path)
+        except ValueError as exc:
+            raise CommandError(str(exc), 2) from None
         for path in notebooks:
             state = "updated" if apply_kernel_metadata(path, metadata) else "unchanged"
             print(f"{path.name}: metadata {state}", flush=True)
@@ -262,10 +271,8 @@ def _refresh_main(argv: Sequence[str]) -> int:
             return 130
         except Exception as exc:
             failed += 1
-            print(
-                f"  FAILED: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
-                file=sys.stderr,
-            )
+            last = strip_ansi(str(exc)).strip().splitlines()[-1] if str(exc).strip() else ""  # tracebacks are coloured
+            print(f"  FAILED: {type(exc).__name__}: {safe_text(last)}", file=sys.stderr)
             continue
         done.append(path.name)
         print(f"  {state} ({time.perf_counter() - start:.1f} s)", flush=True)

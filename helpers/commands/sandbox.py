@@ -78,8 +78,11 @@ def bubblewrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def bubblewrap_prefix(writable: Path) -> list[str]:
-    """``bwrap`` arguments: everything read-only but ``writable``, a private /tmp, no network, own process namespace."""
+def bubblewrap_prefix(writable: Path, shown: Iterable[Path] = ()) -> list[str]:
+    """``bwrap`` arguments: everything read-only but ``writable``, a private /tmp, no network, own process namespace.
+
+    ``shown``: more folders to show read-only inside the private /tmp (the lesson's reused cells, see reuse.py).
+    """
     bwrap = bubblewrap()
     if bwrap is None:
         raise RuntimeError("--sandbox needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
@@ -87,7 +90,8 @@ def bubblewrap_prefix(writable: Path) -> list[str]:
     import sys
 
     repository = Path(__file__).resolve().parents[2]
-    keep = sorted({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, repository)})
+    folders: list[str | Path] = [sys.prefix, sys.base_prefix, repository, *shown]
+    keep = sorted({str(Path(p).resolve()) for p in folders})
     again = [arg for path in keep for arg in ("--ro-bind", path, path)]
     return [
         bwrap,

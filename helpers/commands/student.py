@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 
 from ..files import atomic_write
+from .folders import read_notebook
 from .runner import NOTEBOOKS_DIR, check_out_dir, make_out_dir, select_notebooks
 
 SOLUTION_TAG = "solution"
@@ -94,15 +95,6 @@ def without_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a notebook; raise ValueError naming the file when it is not a valid notebook."""
-    try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # NotJSONError, ValidationError, UnicodeDecodeError, OSError, ...
-        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path} is not a readable notebook ({text}); fix it or move it out of the folder") from None
-
-
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file, so no reader sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,12 +107,15 @@ def write_student_edition(
 ) -> list[Path]:
     """Write the student edition of the selected notebooks into ``out_dir``; return the files written."""
     notebooks = select_notebooks(only, notebooks_dir)
-    out = make_out_dir(check_out_dir(out_dir, notebooks_dir, example="--out student"))
-    written = []
+    folder = check_out_dir(out_dir, notebooks_dir, example="--out student")
+    texts = {}  # every notebook is read and converted before anything is written: a damaged one leaves no half set
     for path in notebooks:
         nb = student_notebook(read_notebook(path), lesson=path.name[:2])
         nbformat.validate(nb)
-        target = out / path.name
-        write_atomic(target, nbformat.writes(nb) + "\n")  # as nbformat.write ends a file
-        written.append(target)
+        texts[path.name] = nbformat.writes(nb) + "\n"  # as nbformat.write ends a file
+    out = make_out_dir(folder)
+    written = []
+    for name, text in texts.items():
+        write_atomic(out / name, text)
+        written.append(out / name)
     return written
