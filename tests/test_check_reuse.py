@@ -118,8 +118,8 @@ answer = total()
 """
 
 
-@pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
-def test_in_the_sandbox_the_snapshots_are_shown_read_only(tmp_path):
+def tamper_class(tmp_path: Path) -> Path:
+    """The tiny lesson in tmp_path/notebooks; a class of a_tamper (checked first, rewrites snapshots) and b_right."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     (tmp_path / "data").mkdir()
@@ -131,12 +131,31 @@ def test_in_the_sandbox_the_snapshots_are_shown_read_only(tmp_path):
     nb = nbformat.read(tmp_path / "class" / "b_right" / "01_tiny.ipynb", as_version=4)
     next(c for c in nb.cells if c.source == "answer = total()").source = TAMPER
     nbformat.write(nb, tamper / "01_tiny.ipynb")
+    return notebooks
+
+
+@pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_in_the_sandbox_the_snapshots_are_shown_read_only(tmp_path):
+    notebooks = tamper_class(tmp_path)
     rows = check_submissions([tmp_path / "class"], notebooks_dir=notebooks, jobs=1, reuse_cells=True, use_sandbox=True)
     marks = {r.student: {n: e.status for n, e in r.exercises.items()} for r in rows}
     assert marks == {"a_tamper": {1: PASSED}, "b_right": {1: PASSED}}, [
         (r.student, r.exercises, r.problem) for r in rows
     ]
     assert all(len(loaders(r)) == 1 for r in rows)
+
+
+def test_without_the_sandbox_a_student_who_rewrites_the_snapshots_changes_no_classmate_mark(tmp_path):
+    notebooks = tamper_class(tmp_path)
+    lines: list[str] = []
+    rows = check_submissions(
+        [tmp_path / "class"], notebooks_dir=notebooks, jobs=1, reuse_cells=True, announce=lines.append
+    )
+    by_name = {r.student: r for r in rows}  # a_tamper's own mark is its business (its kernel mapped the file)
+    assert by_name["b_right"].exercises[1].status == PASSED, [(r.student, r.exercises, r.notes) for r in rows]
+    assert any("changed while this submission ran" in note for note in by_name["a_tamper"].notes)
+    assert not by_name["b_right"].notes and not loaders(by_name["b_right"])  # b ran every cell
+    assert len(loaders(by_name["a_tamper"])) == 1 and any("a_tamper" in line for line in lines), lines
 
 
 # -------------------------------------------------------------- real lessons

@@ -91,6 +91,7 @@ async def grade_submission(
         reuse.substitute(plan, memo)  # the lesson's slow cells load what the reference run saved
         if any(not e.status for e in result.exercises.values()):
             root = sandbox.temporary_root()  # mode 0700
+            result.ran = True
             try:
                 shown = [memo.folder] if memo is not None and memo.folder is not None else []
                 workdir, env, wrap = _kernel_setup(root, notebooks_dir, data_dir, threads, use_sandbox, shown)
@@ -172,6 +173,27 @@ async def _reference_runs(
     return memos
 
 
+TAMPERED = "the grader's saved lesson results changed while this submission ran"
+
+
+async def _snapshots_intact(
+    memos: dict[str, reuse.Memo] | None, result: Submission, announce: Callable[[str], None]
+) -> None:
+    """After a submission's kernel (and everything it started) has ended: are the reused snapshots untouched?
+
+    Without --sandbox a student's code runs as the teacher's user and could rewrite them, which would change
+    the marks of everyone checked after. A changed lesson is dropped from ``memos`` (later submissions run all
+    its cells) and the submission that ran while it changed gets a note. With --jobs 1 that is the one who did it.
+    """
+    if not memos or not result.ran:
+        return  # no kernel ran for this one
+    for lesson, memo in list(memos.items()):
+        if not await asyncio.to_thread(memo.intact):
+            del memos[lesson]
+            result.notes.append(f"{TAMPERED} (lesson {lesson}); later submissions ran every lesson cell")
+            announce(f"lesson {lesson}: {TAMPERED} ({result.path}); the rest run every lesson cell (as --no-reuse)")
+
+
 async def _check_all(
     paths: list[Path],
     results: list[Submission | None],
@@ -193,6 +215,7 @@ async def _check_all(
             result = await grade_submission(path, **options)
             if _STOPPING["now"]:
                 return  # stopped by Ctrl-C or kill: a submission in flight gets no (wrong) mark
+            await _snapshots_intact(options.get("memos"), result, announce)
             results[i] = result
             done += 1
             progress(done, len(paths), results[i])

@@ -16,6 +16,7 @@ and open matplotlib figures; ``check --no-reuse`` runs every cell in every submi
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,26 @@ class Memo:
     seconds: dict[int, float] = field(default_factory=dict)  # position -> the cell's time in the reference run
     skipped: dict[int, str] = field(default_factory=dict)  # position -> why a slow cell is not reused
     folder: Path | None = None  # the snapshot files (shown read-only inside a --sandbox)
+    digests: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256, taken when the reference run ended
+
+    def intact(self) -> bool:
+        """Whether the snapshot files are still exactly those the reference run wrote (see grade._check_all)."""
+        try:
+            return self.folder is not None and digests(self.folder) == self.digests
+        except OSError:
+            return False
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in ``folder`` (about 1.3 GB/s here; lesson 06's snapshots are a few hundred MB)."""
+    found = {}
+    for path in sorted(Path(folder).iterdir()):
+        sha = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                sha.update(block)
+        found[path.name] = sha.hexdigest()
+    return found
 
 
 def _evaluated_at_definition(node: ast.stmt) -> list[ast.AST]:
@@ -209,6 +230,7 @@ async def reference_run(
         first = (cell.source.strip().splitlines() or [""])[0][:60]
         memo.sources[index], memo.seconds[index] = cell.source, seconds
         memo.loaders[index] = LOADER.format(number=number, first=first, definitions=definitions[0], path=str(path))
+    memo.digests = digests(folder)
     return memo
 
 

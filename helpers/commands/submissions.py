@@ -68,6 +68,7 @@ class Submission:
     notes: list[str] = field(default_factory=list)  # e.g. a lesson cell that failed
     seconds: float = 0.0
     executed: nbformat.NotebookNode | None = None
+    ran: bool = False  # whether a kernel was started for it (not when nothing was attempted)
 
     def summary(self) -> str:
         """A short line for progress output: passed/total or the problem."""
