@@ -32,7 +32,20 @@ def latex_to_html(tex: str, display: bool = False) -> str:
     except Exception:  # latex2mathml raises many kinds of errors on input it does not know
         return templates.render("tex_source.html", tex=tex, delimiter="$$" if display else "$")
     mathml = _MTEXT.sub(_mtext, mathml)
+    if not _only_mathml(mathml):  # \text{</mtext>...} or \unicode{<b>} slipped markup past the converter
+        return templates.render("tex_source.html", tex=tex, delimiter="$$" if display else "$")
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)
+
+
+def _only_mathml(mathml: str) -> bool:
+    """Whether ``mathml`` is one well-formed XML element whose elements are all MathML."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(mathml)
+    except ElementTree.ParseError:
+        return False
+    return all(str(e.tag).startswith("{http://www.w3.org/1998/Math/MathML}") for e in root.iter())
 
 
 class MathMLRenderer(IPythonRenderer):
@@ -77,7 +90,8 @@ _IMAGE_MAGIC = (
     (b"GIF89a", "image/gif"),
 )
 _SVG_START = re.compile(
-    rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]", re.IGNORECASE | re.DOTALL
+    rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--(?:(?!-->).)*-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]",
+    re.IGNORECASE | re.DOTALL,
 )
 
 

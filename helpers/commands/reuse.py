@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,25 +29,43 @@ import nbformat
 from . import sandbox
 from .execute import _bootstrap, _expression
 from .plan import Planned, graded_notebook
-from .reuse_kernel import KERNEL
+from .reuse_kernel import KERNEL, WALKER
 from .submissions import _tags
 
-THRESHOLD = 0.5  # seconds: a lesson cell at least this slow in the reference run is reused
+_LINES = re.compile(r"\r\n|\r|\n")  # the line breaks ast counts (str.splitlines also splits at \f, \x85, \u2028...)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+THRESHOLD = 0.1  # seconds: a lesson cell at least this slow in the reference run is reused
 SAVE_TIMEOUT = 300  # seconds to compare and save one cell's values
 _GET = "__import__('sys').modules['_helpers_reuse']"
 
 LOADER = """\
 # check: the teacher's lesson cell {number} ({first!r}), reused. The grader ran it once in its own reference
 # kernel, where no student code ran, and saved what it left; here its definitions run and the rest is loaded.
+# The file is read once and must have the SHA-256 the grader recorded; if not, the cell itself runs.
 # torch.load(weights_only=False) unpickles objects: acceptable only because the grader wrote this file itself.
 {definitions}
-(lambda saved, names: (
-    [names.pop(name, None) for name in saved["absent"]],
-    names.update(saved["values"]),
-    __import__("torch").set_rng_state(saved["rng"]["torch"]),
-    __import__("random").setstate(saved["rng"]["random"]),
-    __import__("numpy").random.set_state(saved["rng"]["numpy"]),
-) and None)(__import__("torch").load({path!r}, weights_only=False, mmap=True), globals())
+def __helpers_reuse_load(path, expected, names):
+    import hashlib, io, pickle, random, numpy, torch
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != expected:
+        return False
+    saved = torch.load(io.BytesIO(data), weights_only=False)
+{walker}
+    walker = Tensors()
+    walker.dump(saved["values"])
+    for i, grad in saved["grads"]:
+        walker.found[i].grad = grad
+    for name in saved["absent"]:
+        names.pop(name, None)
+    names.update(saved["values"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    random.setstate(saved["rng"]["random"])
+    numpy.random.set_state(saved["rng"]["numpy"])
+    return True
+if not __helpers_reuse_load({path!r}, {sha!r}, globals()):
+    exec(compile({source!r}, "<lesson cell {number}>", "exec"), globals())
+del __helpers_reuse_load
 """
 
 
@@ -59,26 +78,35 @@ class Memo:
     seconds: dict[int, float] = field(default_factory=dict)  # position -> the cell's time in the reference run
     skipped: dict[int, str] = field(default_factory=dict)  # position -> why a slow cell is not reused
     folder: Path | None = None  # the snapshot files (shown read-only inside a --sandbox)
-    digests: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256, taken when the reference run ended
+    stamps: dict[str, tuple[int, ...]] = field(default_factory=dict)  # file name -> stamp(), when the run ended
 
     def intact(self) -> bool:
-        """Whether the snapshot files are still exactly those the reference run wrote (see grade._check_all)."""
+        """Whether nothing has written to, replaced, added or removed a snapshot file since the reference run.
+
+        Each loader cell checks its file's SHA-256 itself (and runs the cell instead when it differs); this
+        cheaper check, after each submission, tells the teacher that someone tried (see grade._check_all).
+        """
         try:
-            return self.folder is not None and digests(self.folder) == self.digests
+            return self.folder is not None and stamps(self.folder) == self.stamps
         except OSError:
             return False
 
 
-def digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file in ``folder`` (about 1.3 GB/s here; lesson 06's snapshots are a few hundred MB)."""
-    found = {}
+def stamps(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Inode, size, modification and change time of each file: any write, chmod, utime or rename changes ctime."""
+    found: dict[str, tuple[int, ...]] = {}
     for path in sorted(Path(folder).iterdir()):
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                sha.update(block)
-        found[path.name] = sha.hexdigest()
+        st = path.stat()
+        found[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return found
+
+
+def file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def _evaluated_at_definition(node: ast.stmt) -> list[ast.AST]:
@@ -88,8 +116,8 @@ def _evaluated_at_definition(node: ast.stmt) -> list[ast.AST]:
         parts: list[Any] = [*node.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d], node.returns]
         every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
         return [p for p in parts + [a.annotation for a in every if a is not None] if p is not None]
-    if isinstance(node, ast.ClassDef):
-        return [*node.decorator_list, *node.bases, *[k.value for k in node.keywords]]
+    if isinstance(node, ast.ClassDef):  # its body runs when it is defined
+        return [*node.decorator_list, *node.bases, *[k.value for k in node.keywords], *node.body]
     return []
 
 
@@ -98,7 +126,7 @@ def _definitions(tree: ast.Module, lines: list[str]) -> tuple[str, set[str]] | N
 
     None when a definition that follows other statements uses, while it is defined, a name those bind.
     """
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    kinds = _DEFINITIONS
     computed = {
         n.id
         for node in tree.body
@@ -122,6 +150,8 @@ def _definitions(tree: ast.Module, lines: list[str]) -> tuple[str, set[str]] | N
                 return None
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             parts.append("\n".join(lines[first - 1 : node.end_lineno]))
+    if names & computed:
+        return None  # def f(): ... then f = partial(f, 1): loading would bring back the plain def
     end = tree.body[lead - 1].end_lineno if lead else 0
     return "\n\n".join(["\n".join(lines[: end or 0]), *parts]).strip("\n"), names
 
@@ -133,6 +163,10 @@ def _top_level(tree: ast.Module) -> tuple[set[str], set[str], set[str]]:
     todo: list[ast.AST] = list(tree.body)
     while todo:
         node = todo.pop()
+        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
         if isinstance(node, ast.Name):
             mentioned.add(node.id)
             (bound if isinstance(node.ctx, ast.Store) else deleted if isinstance(node.ctx, ast.Del) else set()).add(
@@ -204,7 +238,7 @@ async def reference_run(
         seconds = time.perf_counter() - start
         if seconds < threshold:
             continue
-        definitions = _definitions(tree, cell.source.splitlines()) if tree is not None else None
+        definitions = _definitions(tree, _LINES.split(cell.source)) if tree is not None else None
         reason = (
             "it is not plain Python"
             if tree is None
@@ -212,10 +246,10 @@ async def reference_run(
             if index in errors
             else "it wrote files"
             if _files(root) != files
-            else "a definition uses a value the cell computes"
+            else "its definitions cannot be run apart from what it computes"
             if definitions is None
             else "it only defines and imports"
-            if not (bound - definitions[1]) and not deleted
+            if all(isinstance(node, _DEFINITIONS) for node in tree.body)  # a loader would run it all again
             else None
         )
         if reason is None and definitions is not None:
@@ -228,9 +262,26 @@ async def reference_run(
             continue
         assert definitions is not None
         first = (cell.source.strip().splitlines() or [""])[0][:60]
-        memo.sources[index], memo.seconds[index] = cell.source, seconds
-        memo.loaders[index] = LOADER.format(number=number, first=first, definitions=definitions[0], path=str(path))
-    memo.digests = digests(folder)
+        loader = LOADER.format(
+            number=number,
+            first=first,
+            definitions=definitions[0],
+            path=str(path),
+            sha=file_digest(path),
+            source=cell.source,
+            walker=WALKER,
+        )
+        try:
+            compile(loader, f"<loader of lesson cell {number}>", "exec")
+        except (SyntaxError, ValueError):
+            path.unlink()
+            memo.skipped[index] = (
+                f"lesson code cell {number} ({seconds:.1f} s) runs in every submission: its "
+                "definitions cannot be taken apart from the rest"
+            )
+            continue
+        memo.sources[index], memo.seconds[index], memo.loaders[index] = cell.source, seconds, loader
+    memo.stamps = stamps(folder)
     return memo
 
 

@@ -103,7 +103,12 @@ _INLINE_TAGS = _TEXT_TAGS & {
 _INLINE_SANITIZER = nh3.Cleaner(
     tags=_INLINE_TAGS | _MATHML_TAGS,
     clean_content_tags=_DROPPED_WITH_CONTENT,
-    attributes={tag: allowed for tag, allowed in _attributes().items() if tag in _INLINE_TAGS | _MATHML_TAGS},
+    # no style, class or id: a summary must not be able to dress itself up as an entry of the list (display: list-item)
+    attributes={
+        tag: allowed - {"style", "class", "id"}
+        for tag, allowed in _attributes().items()
+        if tag in _INLINE_TAGS | _MATHML_TAGS
+    },
     attribute_filter=_attribute_filter,
     strip_comments=True,
     link_rel=None,
