@@ -50,6 +50,49 @@ def test_definitions_are_cut_out_by_the_lines_ast_counts():
     compile(code, "<loader>", "exec")
 
 
+def test_a_loader_runs_the_cell_itself_when_its_file_is_changed_or_gone(tmp_path):
+    import hashlib
+    import random
+
+    import torch
+
+    from helpers.commands.reuse import LOADER
+    from helpers.commands.reuse_kernel import WALKER
+
+    w = torch.ones(2, requires_grad=True)
+    (w * 3).sum().backward()
+    saved = {
+        "values": {"x": 7, "w": w},
+        "absent": [],
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "random": random.getstate(),
+            "numpy": __import__("numpy").random.get_state(),
+        },
+        "grads": [(0, w.grad)],
+    }
+    path = tmp_path / "cell3.pt"
+    torch.save(saved, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def loaded() -> dict:
+        names: dict = {}
+        source = LOADER.format(
+            number=3, first="x = 6 + 1", definitions="", path=str(path), sha=sha, source="x = -1", walker=WALKER
+        )
+        exec(compile(source, "<loader>", "exec"), names)
+        return names
+
+    names = loaded()
+    assert names["x"] == 7 and names["w"].grad.tolist() == [3.0, 3.0]  # loaded, gradient included
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))  # rewritten: the cell itself runs
+    assert loaded()["x"] == -1
+    path.unlink()  # gone: the cell itself runs, no error
+    assert loaded()["x"] == -1
+
+
 # -------------------------------------------------------------- a tiny lesson, both ways
 
 SLOW = "time.sleep(1.2)  # slow enough to be reused\n"

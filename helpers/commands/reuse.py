@@ -41,13 +41,16 @@ _GET = "__import__('sys').modules['_helpers_reuse']"
 LOADER = """\
 # check: the teacher's lesson cell {number} ({first!r}), reused. The grader ran it once in its own reference
 # kernel, where no student code ran, and saved what it left; here its definitions run and the rest is loaded.
-# The file is read once and must have the SHA-256 the grader recorded; if not, the cell itself runs.
+# The file is read once and must have the SHA-256 the grader recorded; if not (or it is gone), the cell itself runs.
 # torch.load(weights_only=False) unpickles objects: acceptable only because the grader wrote this file itself.
 {definitions}
 def __helpers_reuse_load(path, expected, names):
     import hashlib, io, pickle, random, numpy, torch
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:  # deleted, renamed or made unreadable (by a submission checked at the same time)
+        return False
     if hashlib.sha256(data).hexdigest() != expected:
         return False
     saved = torch.load(io.BytesIO(data), weights_only=False)
