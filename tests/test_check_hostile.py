@@ -153,6 +153,38 @@ def test_no_process_of_a_submission_survives(hostile_class):
         assert fields[0] in ("Z", "X"), f"process {pid} started by a submission is still running"
 
 
+def test_the_killer_waits_until_a_killed_process_has_exited(monkeypatch):
+    """A killed process loses its marker (its environment) while it still exits; the killer follows it anyway.
+
+    On a busy machine a SIGKILLed kernel child can take seconds to exit. Here the
+    marker is visible only on the first scan and the kill lands 0.5 s late: the
+    killer must not return before the process is gone.
+    """
+    import subprocess
+    import sys
+    import threading
+
+    from helpers.commands import sandbox
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        scans = iter([{child.pid}])
+        monkeypatch.setattr(sandbox, "submission_processes", lambda marker, root: next(scans, set()))
+        real_signal = sandbox._signal
+        late = threading.Timer(0.5, real_signal, args=([child.pid], 9))
+
+        def slow_signal(pids, sig):
+            if sig == 9 and late.ident is None:
+                late.start()  # the first SIGKILL arrives 0.5 s late; the later ones are dropped
+
+        monkeypatch.setattr(sandbox, "_signal", slow_signal)
+        assert sandbox.kill_submission("m", None) == 1
+        assert child.poll() is not None, "kill_submission returned while a process it killed was still exiting"
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_correct_answer_still_passes(hostile_class):
     row = hostile_class["correct"]
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: PASSED}, row.exercises

@@ -221,8 +221,13 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def kill_submission(marker: str, root: int | None, rounds: int = 20) -> int:
-    """Stop, then kill, every process of one submission until none is left; return how many were found."""
+def kill_submission(marker: str, root: int | None, patience: float = 30.0) -> int:
+    """Stop, then kill, every process of one submission and wait until each has exited; return how many were found.
+
+    A process is followed by its pid and start time from the moment it is found: once
+    killed, its environment (the marker) becomes unreadable while it still exits, and
+    on a busy machine that can take seconds. ``patience`` bounds the whole wait.
+    """
     if not Path("/proc/self/stat").exists():  # not Linux: the kernel's process group is all we can reach
         if root is not None:
             try:
@@ -230,25 +235,30 @@ def kill_submission(marker: str, root: int | None, rounds: int = 20) -> int:
             except OSError:
                 pass
         return 0
-    seen: set[int] = set()
-    for _ in range(rounds):
-        alive = {pid for pid in submission_processes(marker, root) if _stat(pid) is not None}
-        alive = {pid for pid in alive if not _zombie(pid)}
-        if not alive:
+    seen: dict[int, str] = {}  # pid -> start time (tells it apart from a later process with the same pid)
+    end = time.monotonic() + patience
+    while True:
+        for pid in submission_processes(marker, root):
+            born = _started(pid)
+            if born is not None and pid not in seen:
+                seen[pid] = born
+        alive = [pid for pid, born in seen.items() if _started(pid) == born]
+        if not alive or time.monotonic() > end:
             break
-        seen |= alive
         _signal(alive, signal.SIGSTOP)  # frozen processes cannot fork new ones while we kill them
         _signal(alive, signal.SIGKILL)
         time.sleep(0.05)
     return len(seen)
 
 
-def _zombie(pid: int) -> bool:
+def _started(pid: int) -> str | None:
+    """The start time of a running ``pid``; None when it is gone or has already exited (a zombie)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return text[text.rindex(")") + 2 :].split()[0] in ("Z", "X")
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def temporary_root() -> Path:
