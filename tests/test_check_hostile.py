@@ -229,6 +229,9 @@ def test_the_student_edition_drops_raw_and_capitalised_solutions():
 def test_the_sandbox_has_no_network_no_writable_repository_and_its_own_tmp(tmp_path):
     import secrets
 
+    REPO = Path(__file__).resolve().parent.parent
+    assert (REPO / "notebooks" / "06_training.ipynb").exists()
+
     from helpers.commands.check import grade_submission
 
     notebooks = tmp_path / "notebooks"
@@ -243,7 +246,12 @@ def test_the_sandbox_has_no_network_no_writable_repository_and_its_own_tmp(tmp_p
         f"try:\n    open({str(outside)!r}, 'w').write('x')\nexcept OSError:\n    blocked.append('files')\n"
         "try:\n    socket.create_connection(('127.0.0.1', 9), timeout=2)\nexcept OSError:\n    blocked.append('network')\n"
         f"open({probe!r}, 'w').write('x')  # the private /tmp is writable\n"
-        "total = 15 if blocked == ['files', 'network'] else 0\n"
+        # the teacher's solutions are out of sight: the --notebooks folder, the repository's notebooks and git history
+        f"solutions = [{str(notebooks / '01_tiny.ipynb')!r}, {str(REPO / 'notebooks' / '06_training.ipynb')!r}, "
+        f"{str(REPO / '.git' / 'HEAD')!r}]\n"
+        "import os, helpers\n"
+        "if not any(os.path.exists(p) for p in solutions):\n    blocked.append('solutions')\n"
+        "total = 15 if blocked == ['files', 'network', 'solutions'] else 0\n"
     )
     for cell in nb.cells:
         if cell.cell_type == "code" and "check" not in cell.metadata.get("tags", []):

@@ -19,7 +19,10 @@ cell, ``written`` on a written answer), and the notebook metadata
 
 A check's "passed" counts only when the grader confirms it (grading.py: the
 pristine state is restored before each check, the check compares plain values,
-and the grader verifies afterwards that it ran to its end untampered). Each
+and the grader verifies afterwards that it ran to its end untampered), and then
+only when the grader's trial agrees: the answer runs again on inputs made from a
+seed drawn for this check, and this process compares the plain results with the
+answer key that the teacher's solutions gave (trials.py, answer_key.py). Each
 kernel has a private connection folder and a minimal environment, and every
 process a submission started is killed when it ends (sandbox.py). This is no OS
 sandbox: a student's code runs with the teacher's user rights and could still
@@ -27,7 +30,8 @@ reach any file on purpose (README, "检查学生交回的练习", says what prot
 
 The work is split by job: submissions.py (finding, reading and validating
 submissions; the marks and data classes), plan.py (the graded notebook),
-execute.py (running it in a kernel), reuse.py (the lesson's slow cells, run once
+execute.py (running it in a kernel), trials.py, trial_lessons.py and
+answer_key.py (the grader's trials and their key), reuse.py (the lesson's slow cells, run once
 per lesson and loaded in every submission), grade.py (one submission, and the class a
 few at a time), report.py (table, CSV, HTML); this module is the command line
 and re-exports their names.
@@ -65,7 +69,6 @@ from .grade import (  # noqa: F401
     COULD_NOT_CHECK,
     _check_all,
     _stop,
-    _workspace,
     check_submissions,
     distinguish,
     grade_submission,

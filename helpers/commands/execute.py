@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from . import grading, sandbox
+from . import grading, sandbox, trials
 from .plan import Planned
 from .runner import _kernel_manager_class
 from .submissions import FAILED, KERNEL_DIED, NOT_RUN, PASSED, TIMED_OUT, Exercise, _first_line, _tags
@@ -41,8 +41,14 @@ async def run_graded(
     log: Any | None = None,
     connection_dir: Path | None = None,
     wrap: list[str] | None = None,
+    key: trials.AnswerKey | None = None,
+    found: dict[int, str | None] | None = None,
 ) -> list[str]:
-    """Execute the graded notebook cell by cell and mark ``exercises``; return notes on lesson cells that failed."""
+    """Execute the graded notebook cell by cell and mark ``exercises``; return notes on lesson cells that failed.
+
+    With ``key``, each exercise whose check passes also runs its trial (trials.py); the trial's
+    JSON text goes into ``found`` for the grader to compare with the key.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -166,6 +172,11 @@ async def run_graded(
                     verdict = await _expression(client, grading.verify_expression(token)) if restored == "ok" else None
                     if verdict == "ok":
                         ex.status = PASSED
+                        if key is not None and step.exercise in key.trials and found is not None:
+                            found[step.exercise] = await _trial(client, key, step.exercise, plan)
+                            if found[step.exercise] is None and not await _responds(client, errors):
+                                give_up(NOT_RUN, "the kernel did not stop after a trial that took too long")
+                                break
                     else:
                         reason = verdict or (
                             "the grader could not set up the kernel"
@@ -197,7 +208,7 @@ async def run_graded(
 
 async def _bootstrap(client: Any, errors: dict[int, dict[str, Any]]) -> bool:
     """Run the grader's kernel-side code (see grading.py) first thing in a new kernel; True when it worked."""
-    cell = nbformat.v4.new_code_cell(grading.BOOTSTRAP)
+    cell = nbformat.v4.new_code_cell(grading.BOOTSTRAP + trials.KERNEL_SIDE)
     timeout_func = client.timeout_func
     client.timeout_func = lambda cell: CELL_TIMEOUT
     try:
@@ -220,6 +231,15 @@ async def _expression(client: Any, expression: str, timeout: float = PROBE_TIMEO
     except (asyncio.TimeoutError, DeadKernelError):
         return None
     return grading.expression_value(reply, "v")
+
+
+async def _trial(client: Any, key: trials.AnswerKey, number: int, plan: list[Planned]) -> str | None:
+    """Run exercise ``number``'s trial in the kernel; its JSON text, or None (then the kernel was interrupted)."""
+    answer = "\n".join(p.cell.source for p in plan if p.role == "answer" and p.exercise == number)
+    text = await _expression(client, trials.expression(key.trials[number], key.seed, answer), trials.TRIAL_TIMEOUT)
+    if text is None:
+        await client.km.interrupt_kernel()
+    return text
 
 
 async def _responds(client: Any, errors: dict[int, dict[str, Any]]) -> bool:

@@ -18,9 +18,9 @@ from typing import Any
 
 import nbformat
 
-from . import reuse, sandbox
+from . import answer_key, reuse, sandbox, trials
 from .classroom import is_solution
-from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT, run_graded
+from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT
 from .plan import graded_notebook
 from .runner import NOTEBOOKS_DIR
 from .submissions import (
@@ -34,27 +34,9 @@ from .submissions import (
     source_notebook,
     student_name,
 )
+from .workspace import kernel_setup, run_in_workspace
 
 COULD_NOT_CHECK = "could not be checked"
-
-
-def _kernel_setup(
-    root: Path, notebooks_dir: Path, data_dir: Path | None, threads: int, use_sandbox: bool, shown: Sequence[Path] = ()
-) -> tuple[Path, dict[str, str], list[str] | None]:
-    """The kernel's working folder, environment and (with --sandbox) bubblewrap command in the private ``root``."""
-    workdir = _workspace(root, data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data")
-    home, tmp = sandbox.private_dir(root, "home"), sandbox.private_dir(root, "tmp")
-    env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
-    return workdir, env, sandbox.bubblewrap_prefix(root, shown) if use_sandbox else None
-
-
-def _workspace(root: Path, data_dir: Path | None) -> Path:
-    """A fresh folder for one submission: ROOT/work is the kernel's working folder, ROOT/data its data."""
-    work = root / "work"
-    work.mkdir(parents=True)
-    if data_dir is not None and Path(data_dir).is_dir():
-        (root / "data").symlink_to(Path(data_dir).resolve(), target_is_directory=True)  # notebooks read ../data
-    return work
 
 
 async def grade_submission(
@@ -67,6 +49,7 @@ async def grade_submission(
     threads: int = 1,
     use_sandbox: bool = False,
     memos: dict[str, reuse.Memo] | None = None,
+    keys: dict[str, trials.AnswerKey] | None = None,
 ) -> Submission:
     """Grade one submitted notebook (see check.py's module docstring); never raises for a bad submission."""
     path = Path(path)
@@ -90,26 +73,23 @@ async def grade_submission(
         memo = (memos or {}).get(result.lesson)
         reuse.substitute(plan, memo)  # the lesson's slow cells load what the reference run saved
         if any(not e.status for e in result.exercises.values()):
-            root = sandbox.temporary_root()  # mode 0700
             result.ran = True
-            try:
-                shown = [memo.folder] if memo is not None and memo.folder is not None else []
-                workdir, env, wrap = _kernel_setup(root, notebooks_dir, data_dir, threads, use_sandbox, shown)
-                with open(root / "kernel.log", "w", encoding="utf-8") as log:
-                    result.notes = await run_graded(
-                        nb,
-                        plan,
-                        result.exercises,
-                        workdir,
-                        env,
-                        cell_timeout,
-                        notebook_timeout,
-                        log,
-                        connection_dir=sandbox.private_dir(root, "connection"),
-                        wrap=wrap,
-                    )
-            finally:
-                shutil.rmtree(root, ignore_errors=True)
+            key, found = (keys or {}).get(result.lesson), dict[int, str | None]()
+            result.notes = await run_in_workspace(
+                nb,
+                plan,
+                result.exercises,
+                memo,
+                notebooks_dir,
+                data_dir,
+                threads,
+                use_sandbox,
+                key,
+                found,
+                cell_timeout=cell_timeout,
+                notebook_timeout=notebook_timeout,
+            )
+            trials.judge(result.exercises, found, key)  # here, outside the student's kernel
         result.executed = nb
     except NotASubmission as exc:
         result.problem = str(exc)
@@ -127,8 +107,20 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _lessons(paths: list[Path], notebooks_dir: Path) -> dict[str, Path]:
+    """The lessons the submissions belong to, each with its teacher's notebook (unreadable ones are left out)."""
+    lessons: dict[str, Path] = {}
+    for path in paths:
+        try:
+            lesson = lesson_of(path, nbformat.read(path, as_version=4))
+            lessons.setdefault(lesson, source_notebook(lesson, notebooks_dir))
+        except Exception:  # grade_submission says what is wrong with this one
+            continue
+    return lessons
+
+
 async def _reference_runs(
-    paths: list[Path],
+    lessons: dict[str, Path],
     roots: list[Path],
     announce: Callable[[str], None],
     notebooks_dir: Path = NOTEBOOKS_DIR,
@@ -139,13 +131,6 @@ async def _reference_runs(
     **ignored: Any,
 ) -> dict[str, reuse.Memo]:
     """One reference run per lesson that has submissions (reuse.py): the slow lesson cells, saved for all of them."""
-    lessons: dict[str, Path] = {}
-    for path in paths:
-        try:
-            lesson = lesson_of(path, nbformat.read(path, as_version=4))
-            lessons.setdefault(lesson, source_notebook(lesson, notebooks_dir))
-        except Exception:  # grade_submission says what is wrong with this one
-            continue
     memos = {}
     for lesson, source_path in sorted(lessons.items()):
         root = sandbox.temporary_root()  # mode 0700; the snapshots stay in it until the class is checked
@@ -153,7 +138,7 @@ async def _reference_runs(
         start = time.perf_counter()
         try:
             # nothing else runs during a reference run, so its kernel may use every core
-            workdir, env, wrap = _kernel_setup(
+            workdir, env, wrap = kernel_setup(
                 root, notebooks_dir, data_dir, max(threads, os.cpu_count() or 1), use_sandbox
             )
             source = nbformat.read(source_path, as_version=4)
@@ -221,8 +206,17 @@ async def _check_all(
             progress(done, len(paths), results[i])
 
     try:
+        lessons = _lessons(paths, options["notebooks_dir"])
         if reuse_cells:
-            options["memos"] = await _reference_runs(paths, roots, announce, **options)
+            options["memos"] = await _reference_runs(lessons, roots, announce, **options)
+        wanted = ("data_dir", "parameters", "threads", "use_sandbox", "cell_timeout", "notebook_timeout")
+        options["keys"] = await answer_key.answer_keys(
+            lessons,
+            options.get("memos") or {},
+            announce,
+            options["notebooks_dir"],
+            **{k: options[k] for k in wanted if k in options},
+        )
         await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
     finally:
         for root in roots:

@@ -31,7 +31,9 @@ A check passes only when its cell ran without error *and* this verification says
 "ok". This defeats the tricks above and their obvious variants; it is not a proof
 against code written against this very module (CPython cannot isolate code
 running in the same interpreter: a determined student can walk frames or the
-garbage collector). README's safety paragraph says so.
+garbage collector). README's safety paragraph says so. That is why a check that
+passes here is followed by the grader's trial (trials.py): the answer runs on new
+inputs and the results are compared with the answer key outside the kernel.
 """
 
 from __future__ import annotations

@@ -78,20 +78,26 @@ def bubblewrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def bubblewrap_prefix(writable: Path, shown: Iterable[Path] = ()) -> list[str]:
+def bubblewrap_prefix(writable: Path, shown: Iterable[Path] = (), hidden: Iterable[Path] = ()) -> list[str]:
     """``bwrap`` arguments: everything read-only but ``writable``, a private /tmp, no network, own process namespace.
 
-    ``shown``: more folders to show read-only inside the private /tmp (the lesson's reused cells, see reuse.py).
+    The repository and ``hidden`` (the teacher's notebooks folder) are replaced by empty folders: they hold
+    the reference solutions (notebooks, executed runs, git history), and code that could read them could make
+    the grader's trials report the answer key. Only ``helpers/``, Python and ``shown`` (the data folder, the
+    lesson's reused cells of reuse.py) are shown again, read-only.
     """
     bwrap = bubblewrap()
     if bwrap is None:
         raise RuntimeError("--sandbox needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
-    # the private /tmp hides whatever lives under /tmp: show Python, its packages and the repository again (read-only)
     import sys
 
     repository = Path(__file__).resolve().parents[2]
-    folders: list[str | Path] = [sys.prefix, sys.base_prefix, repository, *shown]
-    keep = sorted({str(Path(p).resolve()) for p in folders})
+    tmp = Path("/tmp").resolve()  # already replaced by the private /tmp
+    covered = sorted(
+        {str(Path(p).resolve()) for p in [repository, *hidden] if not Path(p).resolve().is_relative_to(tmp)}
+    )
+    folders: list[str | Path] = [sys.prefix, sys.base_prefix, repository / "helpers", *shown]
+    keep = sorted({str(Path(p).resolve()) for p in folders if Path(p).exists()})
     again = [arg for path in keep for arg in ("--ro-bind", path, path)]
     return [
         bwrap,
@@ -106,6 +112,7 @@ def bubblewrap_prefix(writable: Path, shown: Iterable[Path] = ()) -> list[str]:
         "/proc",
         "--tmpfs",
         "/tmp",
+        *[arg for path in covered for arg in ("--tmpfs", path)],
         *again,
         "--bind",
         str(writable),
