@@ -274,3 +274,26 @@ def test_the_sandbox_has_no_network_no_writable_repository_and_its_own_tmp(tmp_p
     )
     assert {n: e.status for n, e in row.exercises.items()} == {1: PASSED, 2: PASSED}, (row.exercises, row.problem)
     assert not outside.exists() and not Path(probe).exists()
+
+
+def test_a_killed_check_leaves_nothing_for_the_next_one(tmp_path, monkeypatch):
+    """A check killed with SIGKILL cannot clean up; the next check removes its folders, and only those."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from helpers.commands import sandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    born = sandbox._started(gone.pid)
+    gone.kill()
+    gone.wait()
+    stale, mine, unmarked = tmp_path / "helpers-check-stale", sandbox.temporary_root(), tmp_path / "helpers-check-other"
+    for folder in (stale, unmarked):
+        (folder / "work").mkdir(parents=True)
+    (stale / ".owner").write_text(f"{gone.pid} {born}\n")
+    assert sandbox.sweep_stale_roots() == 1
+    assert not stale.exists() and mine.exists() and unmarked.exists()
+    assert mine.parent == tmp_path and os.stat(mine).st_mode & 0o777 == 0o700

@@ -240,6 +240,7 @@ def check_submissions(
     ``announce`` (called with a line about each reference run).
     """
     files = find_submissions(paths, exclude=options.pop("exclude", ()))
+    sandbox.sweep_stale_roots()  # what a check killed with SIGKILL left in the temporary folder
     if not files:
         raise ValueError("no notebooks (.ipynb) found in " + ", ".join(str(p) for p in paths))
     slots: list[Submission | None] = results if results is not None else []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import time
@@ -268,6 +269,32 @@ def _started(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+_OWNER = ".owner"  # in each temporary root: the pid and start time of the check process that made it
+
+
 def temporary_root() -> Path:
-    """A fresh private folder for one submission (mode 0700)."""
-    return Path(tempfile.mkdtemp(prefix="helpers-check-"))
+    """A fresh private folder for one submission (mode 0700), marked with the process that owns it."""
+    root = Path(tempfile.mkdtemp(prefix="helpers-check-"))
+    (root / _OWNER).write_text(f"{os.getpid()} {_started(os.getpid())}\n", encoding="ascii")
+    return root
+
+
+def sweep_stale_roots() -> int:
+    """Remove the temporary roots of check processes that are gone (killed with SIGKILL); return how many.
+
+    Only folders of this user with an owner mark are touched, and only when no process with that pid
+    and start time is running; a lesson's saved cells can take hundreds of MB.
+    """
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob("helpers-check-*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            pid, born = (folder / _OWNER).read_text(encoding="ascii").split()
+            if _started(int(pid)) == born:
+                continue  # its check is still running
+        except (OSError, ValueError):
+            continue  # no readable mark: not ours to remove
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
