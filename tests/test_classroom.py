@@ -672,3 +672,14 @@ def test_a_gap_in_the_sanitizer_is_one_sentence_and_no_page(series, tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith("error: 01_first.ipynb: the page still holds a <script>") and "Traceback" not in err
     assert not list((tmp_path / "html").glob("*.html"))
+
+
+def test_an_empty_or_odd_attachment_shows_its_alt_text_instead_of_failing():
+    """A notebook may carry {"x.png": {}} (valid nbformat); the handout shows the alt text, not a traceback."""
+    from helpers.commands.markdown_html import markdown_to_html
+
+    for bundle in ({}, {"image/png": 5}, [], "x"):
+        html = markdown_to_html("![a picture](attachment:x.png) after", "", {"x.png": bundle})
+        assert 'src="" alt="a picture"' in html and "after" in html, (bundle, html)  # as for a missing one
+    good = markdown_to_html("![a picture](attachment:x.png)", "", {"x.png": {"image/png": "iVBORw0KGgo="}})
+    assert "data:image/png;base64,iVBORw0KGgo=" in good

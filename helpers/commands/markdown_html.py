@@ -77,8 +77,10 @@ class MathMLRenderer(IPythonRenderer):
 
     def _embed_image_or_attachment(self, src: str) -> str:
         name = src[len("attachment:") :] if src.startswith("attachment:") else None
-        if name is not None and name not in self.attachments:
-            return ""  # nbconvert raises for a missing attachment; the page shows the alt text instead
+        if name is not None:
+            bundle = self.attachments.get(name)
+            if not isinstance(bundle, dict) or not bundle or not all(isinstance(v, str) for v in bundle.values()):
+                return ""  # nbconvert raises for a missing or empty attachment; the page shows the alt text instead
         return super()._embed_image_or_attachment(src)
 
 
