@@ -113,6 +113,35 @@ WRONG = {
         "skipped = load_matching(five_class, model.state_dict())\n",
     },
 }
+# subtler mistakes for some exercises, each checked next to the right answers of the other exercises
+SUBTLE = {
+    "02": {
+        2: "def collate_pil(samples):\n"
+        "    X = torch.stack([to_tensor_v2(image) for image, _ in samples]).double()  # float64, not float32\n"
+        "    return X, torch.tensor([label for _, label in samples])\n"
+    },
+    "06": {
+        1: "def sgd_step(params, velocities, lr, momentum, weight_decay):\n"
+        "    with torch.no_grad():\n"
+        "        for i, p in enumerate(params):\n"
+        "            g = p.grad + weight_decay * p if weight_decay else p.grad  # no decay: g is .grad itself\n"
+        "            if velocities[i] is None:\n"
+        "                velocities[i] = g  # shares memory with .grad, which the next backward overwrites\n"
+        "            else:\n"
+        "                velocities[i].mul_(momentum).add_(g)\n"
+        "            p -= lr * velocities[i]\n"
+    },
+    "07": {
+        2: "def load_matching(model, state_dict):\n"
+        "    own = model.state_dict()\n"
+        "    usable = {k: v for k, v in state_dict.items() if k in own and len(own[k]) == len(v)}  # first dim only\n"
+        "    model.load_state_dict(usable, strict=False)\n"
+        "    return [k for k in state_dict if k not in usable]\n"
+        "five_class = helpers.NeuralNetwork()\n"
+        "five_class.linear_relu_stack[4] = nn.Linear(512, 5)\n"
+        "skipped = load_matching(five_class, model.state_dict())\n"
+    },
+}
 # a wrong answer that also replaces the trial in its kernel with one that makes up a result
 FORGER = (
     "import json, sys\n"
@@ -153,6 +182,8 @@ def test_wrong_answers_fail_even_when_every_check_cell_is_fooled(tmp_path, monke
     answers = {"right": right, "wrong": WRONG[prefix]}
     if prefix == "01":
         answers["forger"] = {n: FORGER + code for n, code in WRONG[prefix].items()}
+    if prefix in SUBTLE:
+        answers["subtle"] = {**right, **SUBTLE[prefix]}
     paths = _class(tmp_path / "class", source_path, answers)
     # a check cell that no longer checks anything: it only says it reached its end
     monkeypatch.setattr(grading, "harden_check", lambda source, token: f"{grading.NAME}.done({token!r})\n")
@@ -171,7 +202,9 @@ def test_wrong_answers_fail_even_when_every_check_cell_is_fooled(tmp_path, monke
     assert not any("no answer key" in line or "could not be made" in line for line in lines), lines
     assert marks["right"] == dict.fromkeys(right, PASSED), details["right"]
     for name in answers:
-        if name != "right":
+        if name == "subtle":
+            assert marks[name] == {n: FAILED if n in SUBTLE[prefix] else PASSED for n in right}, details[name]
+        elif name != "right":
             assert marks[name] == dict.fromkeys(right, FAILED), (name, details[name])
     # with the check cells fooled, only the trials can have caught the wrong answers
     assert all("grader's" in d for d in details["wrong"].values()), details["wrong"]
@@ -227,3 +260,56 @@ def test_judge_leaves_other_marks_alone():
     exercises = {1: Exercise(1, status=FAILED, detail="check: AssertionError"), 2: Exercise(2, status=PASSED)}
     trials.judge(exercises, {}, _key(1.0))
     assert exercises[1].detail == "check: AssertionError" and exercises[2].status == PASSED  # no trial for 2
+
+
+def test_what_a_hostile_kernel_sends_never_breaks_the_judge():
+    """Numbers too large for a float, JSON nested too deeply, replies of the wrong shape: a failed mark, no crash."""
+    expected = [1.0]
+    for text in (json.dumps({"ok": [10**400]}), "[" * 100_000, json.dumps({"ok": {"tensor": 5, "values": "x"}})):
+        judged = _judged(text, expected)
+        assert judged.status == FAILED and len(judged.detail) <= 300, judged.detail
+    for reply in (
+        {
+            "content": {
+                "status": "ok",
+                "user_expressions": {"v": {"status": "ok", "data": {"text/plain": "1+" * 100_000 + "1"}}},
+            }
+        },
+        {"content": {"status": "ok", "user_expressions": {"v": []}}},
+        {"content": {"status": "ok", "user_expressions": []}},
+        {"content": "ok"},
+        {"content": {"status": "ok", "user_expressions": {"v": {"status": "ok", "data": {"text/plain": 5}}}}},
+    ):
+        assert grading.expression_value(reply, "v") is None
+    good = {"content": {"status": "ok", "user_expressions": {"v": {"status": "ok", "data": {"text/plain": "'ok'"}}}}}
+    assert grading.expression_value(good, "v") == "ok"
+
+
+def test_a_run_that_breaks_half_way_shows_no_marks(tmp_path, monkeypatch):
+    """If the grader itself fails after a check passed in the kernel, that pass is not reported."""
+    import asyncio
+
+    from test_check_hostile import hostile_lesson
+
+    from helpers.commands import grade
+    from helpers.commands.check import NOT_RUN, grade_submission
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(hostile_lesson(), notebooks / "01_tiny.ipynb")
+    student = write_student_edition(tmp_path / "student", notebooks_dir=notebooks)[0]
+    nb = nbformat.read(student, as_version=4)
+    answers = {1: "def double(x):\n    return 2 * x", 2: "total = int(values.sum())"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and exercise_number(cell) and "check" not in cell.metadata.get("tags", []):
+            cell.source = answers[exercise_number(cell)]
+    nbformat.write(nb, student)
+
+    async def breaks(nb, plan, exercises, *args, **kwargs):
+        exercises[1].status = PASSED  # as run_graded does when the check cell passed in the kernel
+        raise RuntimeError("the grader broke")
+
+    monkeypatch.setattr(grade, "run_in_workspace", breaks)
+    row = asyncio.run(grade_submission(student, notebooks_dir=notebooks))
+    assert "could not be checked" in row.problem
+    assert {n: e.status for n, e in row.exercises.items()} == {1: NOT_RUN, 2: NOT_RUN}

@@ -175,7 +175,10 @@ async def run_graded(
                         if key is not None and step.exercise in key.trials and found is not None:
                             found[step.exercise] = await _trial(client, key, step.exercise, plan)
                             if found[step.exercise] is None and not await _responds(client, errors):
-                                give_up(NOT_RUN, "the kernel did not stop after a trial that took too long")
+                                give_up(
+                                    NOT_RUN,
+                                    f"the kernel stopped answering after the grader's trial of exercise {step.exercise}",
+                                )
                                 break
                     else:
                         reason = verdict or (

@@ -24,6 +24,7 @@ from .execute import CELL_TIMEOUT, NOTEBOOK_TIMEOUT
 from .plan import graded_notebook
 from .runner import NOTEBOOKS_DIR
 from .submissions import (
+    NOT_RUN,
     NotASubmission,
     Submission,
     _first_line,
@@ -75,26 +76,31 @@ async def grade_submission(
         if any(not e.status for e in result.exercises.values()):
             result.ran = True
             key, found = (keys or {}).get(result.lesson), dict[int, str | None]()
-            result.notes = await run_in_workspace(
-                nb,
-                plan,
-                result.exercises,
-                memo,
-                notebooks_dir,
-                data_dir,
-                threads,
-                use_sandbox,
-                key,
-                found,
-                cell_timeout=cell_timeout,
-                notebook_timeout=notebook_timeout,
-            )
-            trials.judge(result.exercises, found, key)  # here, outside the student's kernel
+            try:
+                result.notes = await run_in_workspace(
+                    nb,
+                    plan,
+                    result.exercises,
+                    memo,
+                    notebooks_dir,
+                    data_dir,
+                    threads,
+                    use_sandbox,
+                    key,
+                    found,
+                    cell_timeout=cell_timeout,
+                    notebook_timeout=notebook_timeout,
+                )
+            finally:
+                trials.judge(result.exercises, found, key)  # here, outside the student's kernel; even after an error
         result.executed = nb
     except NotASubmission as exc:
         result.problem = str(exc)
     except Exception as exc:  # the run itself broke (e.g. no kernel could start): say so in this row
         result.problem = f"{COULD_NOT_CHECK}: {type(exc).__name__}: {_first_line(exc)}"
+        for ex in result.exercises.values():  # no mark from a run that did not finish
+            if not ex.written:
+                ex.status, ex.detail = NOT_RUN, COULD_NOT_CHECK
     result.seconds = time.perf_counter() - start
     return result
 

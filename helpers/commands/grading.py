@@ -45,6 +45,7 @@ from typing import Any
 MODULE = "_helpers_grader"  # the kernel-side module's name in sys.modules
 NAME = "__helpers_grader__"  # the name the rewritten check cells use; rebound before every check
 _GET = f"__import__('sys').modules[{MODULE!r}]"
+_MAX_REPLY = 50_000_000  # characters of a user expression's text/plain that are read at all
 
 # runs in the kernel before anything else; defines the kernel-side module
 BOOTSTRAP = r'''
@@ -343,15 +344,12 @@ def expression_value(reply: dict[str, Any] | None, key: str) -> str | None:
     """The string a user expression returned, from an execute_reply; None when it failed or was not evaluated."""
     if not reply:
         return None
-    content = reply.get("content", {})
-    if content.get("status") != "ok":
-        return None
-    value = content.get("user_expressions", {}).get(key, {})
-    if value.get("status") != "ok":
-        return None
-    text = value.get("data", {}).get("text/plain", "")
-    try:
+    try:  # the kernel wrote this reply: any level may be of any type, the text of any size or depth
+        value = reply["content"]["user_expressions"][key] if reply["content"]["status"] == "ok" else {}
+        text = value["data"]["text/plain"] if value["status"] == "ok" else ""
+        if not isinstance(text, str) or len(text) > _MAX_REPLY:
+            return None
         result = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except Exception:  # KeyError, TypeError, SyntaxError, RecursionError, MemoryError, ...
         return None
     return result if isinstance(result, str) else None

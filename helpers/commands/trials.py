@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import grading
-from .submissions import FAILED, PASSED, Exercise
+from .submissions import FAILED, PASSED, Exercise, _first_line
 
 TRIAL_TIMEOUT = 60  # seconds one trial may take in the kernel
 _MAX_TEXT = 20_000_000  # characters of JSON accepted from a kernel
@@ -79,14 +79,15 @@ def __helpers_trials_install():
                     t = value.detach().to("cpu")
                     kind = "float" if t.is_floating_point() else "bool" if t.dtype == torch.bool else "int"
                     shape, values = list(t.shape), t.to(torch.float64).flatten().tolist()
-                name = "tensor"
+                name, dtype = "tensor", str(t.dtype).replace("torch.", "")
             else:
                 kind = "float" if value.dtype.kind == "f" else "bool" if value.dtype.kind == "b" else "int"
                 shape, values, name = list(value.shape), numpy.asarray(value, dtype=numpy.float64).ravel().tolist(), "ndarray"
+                dtype = str(value.dtype)
             left[0] -= len(values)
             if left[0] < 0:
                 raise ValueError("the result is too large")
-            return {name: shape, "kind": kind, "values": values}
+            return {name: shape, "kind": kind, "dtype": dtype, "values": values}
         if isinstance(value, (list, tuple)):
             return [plain(v, left, depth + 1) for v in value]
         if isinstance(value, dict):
@@ -98,17 +99,16 @@ def __helpers_trials_install():
         ns["SEED"] = seed
 
         def run_answer(**inputs):
-            saved = {k: shell.user_ns[k] for k in inputs if k in shell.user_ns}
-            shell.user_ns.update(inputs)  # the student's own helper functions read their globals from here
-            ns.update(inputs)
+            # as a cell of the notebook (magics included), then every name is put back as it was
+            saved = dict(shell.user_ns)
+            shell.user_ns.update(inputs)
             try:
-                exec(compile(shell.transform_cell(answer), "<answer>", "exec"), ns)
+                outcome = shell.run_cell(answer, store_history=False, silent=True)
+                ns.update(shell.user_ns)
+                outcome.raise_error()
             finally:
-                for k in inputs:
-                    if k in saved:
-                        shell.user_ns[k] = saved[k]
-                    else:
-                        shell.user_ns.pop(k, None)
+                shell.user_ns.clear()
+                shell.user_ns.update(saved)
 
         ns["run_answer"] = run_answer
         state = random.getstate(), numpy.random.get_state()
@@ -148,7 +148,7 @@ def read(text: str | None) -> tuple[bool, Any]:
         return False, "its result is too large"
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError, MemoryError):  # not JSON, or nested too deeply
         return False, "its result could not be read"
     if isinstance(data, dict) and "ok" in data:
         return True, data["ok"]
@@ -159,6 +159,10 @@ def read(text: str | None) -> tuple[bool, Any]:
 
 def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
     if isinstance(a, bool) or not isinstance(a, (int, float)):
+        return False
+    try:
+        a, b = float(a), float(b)
+    except OverflowError:  # an int with hundreds of digits
         return False
     if math.isnan(b) or math.isnan(a):
         return math.isnan(a) and math.isnan(b)
@@ -189,8 +193,8 @@ def difference(got: Any, want: Any, rtol: float, atol: float, path: str = "resul
         if not isinstance(got, dict) or kind not in got:
             return f"{path}: expected {_show(want)}, got {_show(got)}"
         if kind in ("tensor", "ndarray"):
-            if got[kind] != want[kind] or got.get("kind") != want.get("kind"):
-                return f"{path}: expected {want.get('kind')} {_show(want)}, got {got.get('kind')} {_show(got)}"
+            if got[kind] != want[kind] or got.get("dtype") != want.get("dtype"):
+                return f"{path}: expected {want.get('dtype')} {_show(want)}, got {got.get('dtype')} {_show(got)}"
             values, expected = got.get("values"), want["values"]
             if not isinstance(values, list) or len(values) != len(expected):
                 return f"{path}: its values could not be read"
@@ -231,11 +235,16 @@ def judge(exercises: dict[int, Exercise], found: dict[int, str | None], key: Ans
         ex = exercises.get(number)
         if ex is None or ex.status != PASSED or number not in key.expected:
             continue
-        ok, data = read(found.get(number))
+        try:
+            ok, data = read(found.get(number))
+            where = difference(data, key.expected[number], trial.rtol, trial.atol) if ok else None
+        except Exception as exc:  # whatever the kernel sent, it is no result and no mark for it
+            ok, data = False, f"its result could not be compared ({type(exc).__name__})"
         if not ok:
-            ex.status, ex.detail = FAILED, f"check: the grader's own trial on new inputs failed: {data}"
-            continue
-        where = difference(data, key.expected[number], trial.rtol, trial.atol)
-        if where:
+            ex.status, ex.detail = (
+                FAILED,
+                _first_line(f"check: the grader's own trial on new inputs failed: {data}", 300),
+            )
+        elif where:
             ex.status = FAILED
-            ex.detail = f"check: on the grader's new inputs the answer is not right ({where})"
+            ex.detail = _first_line(f"check: on the grader's new inputs the answer is not right ({where})", 300)
