@@ -297,3 +297,33 @@ def test_a_killed_check_leaves_nothing_for_the_next_one(tmp_path, monkeypatch):
     assert sandbox.sweep_stale_roots() == 1
     assert not stale.exists() and mine.exists() and unmarked.exists()
     assert mine.parent == tmp_path and os.stat(mine).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_in_the_sandbox_no_kernel_sees_the_class(tmp_path):
+    """A classmate's notebook holds answers that could be run; with --sandbox the class folder is out of sight."""
+    import shutil
+    import tempfile
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(hostile_lesson(), notebooks / "01_tiny.ipynb")
+    student = nbformat.read(write_student_edition(tmp_path / "student", notebooks_dir=notebooks)[0], as_version=4)
+    outside_tmp = Path(tempfile.mkdtemp(dir=Path.home()))  # not under /tmp, which the sandbox replaces anyway
+    try:
+        other = outside_tmp / "class" / "li" / "01_tiny.ipynb"
+        looks = f"import os\ntotal = 0 if os.path.exists({str(other)!r}) else 15\n"
+        for name, two in (("wang", looks), ("li", "total = int(values.sum())")):
+            nb = nbformat.from_dict(nbformat.reads(nbformat.writes(student), as_version=4))
+            for cell in nb.cells:
+                if cell.cell_type == "code" and "check" not in cell.metadata.get("tags", []):
+                    number = exercise_number(cell)
+                    if number:
+                        cell.source = "def double(x):\n    return 2 * x" if number == 1 else two
+            (outside_tmp / "class" / name).mkdir(parents=True)
+            nbformat.write(nb, outside_tmp / "class" / name / "01_tiny.ipynb")
+        rows = check_submissions([outside_tmp / "class"], notebooks_dir=notebooks, use_sandbox=True, cell_timeout=60)
+        marks = {r.student: {n: e.status for n, e in r.exercises.items()} for r in rows}
+        assert marks == {"wang": {1: PASSED, 2: PASSED}, "li": {1: PASSED, 2: PASSED}}, marks
+    finally:
+        shutil.rmtree(outside_tmp, ignore_errors=True)

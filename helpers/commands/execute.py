@@ -238,8 +238,8 @@ async def _expression(client: Any, expression: str, timeout: float = PROBE_TIMEO
 
 async def _trial(client: Any, key: trials.AnswerKey, number: int, plan: list[Planned]) -> str | None:
     """Run exercise ``number``'s trial in the kernel; its JSON text, or None (then the kernel was interrupted)."""
-    answer = "\n".join(p.cell.source for p in plan if p.role == "answer" and p.exercise == number)
-    text = await _expression(client, trials.expression(key.trials[number], key.seed, answer), trials.TRIAL_TIMEOUT)
+    answers = [p.cell.source for p in plan if p.role == "answer" and p.exercise == number]
+    text = await _expression(client, trials.expression(key.trials[number], key.seed, answers), trials.TRIAL_TIMEOUT)
     if text is None:
         await client.km.interrupt_kernel()
     return text

@@ -51,6 +51,7 @@ async def grade_submission(
     use_sandbox: bool = False,
     memos: dict[str, reuse.Memo] | None = None,
     keys: dict[str, trials.AnswerKey] | None = None,
+    hidden: Sequence[Path] = (),
 ) -> Submission:
     """Grade one submitted notebook (see check.py's module docstring); never raises for a bad submission."""
     path = Path(path)
@@ -88,6 +89,7 @@ async def grade_submission(
                     use_sandbox,
                     key,
                     found,
+                    hidden,
                     cell_timeout=cell_timeout,
                     notebook_timeout=notebook_timeout,
                 )
@@ -247,6 +249,8 @@ def check_submissions(
     """
     files = find_submissions(paths, exclude=options.pop("exclude", ()))
     sandbox.sweep_stale_roots()  # what a check killed with SIGKILL left in the temporary folder
+    # with --sandbox, no kernel sees the class's notebooks: a student could run a classmate's answers
+    options.setdefault("hidden", sorted({(p if p.is_dir() else p.parent).resolve() for p in map(Path, paths)}))
     if not files:
         raise ValueError("no notebooks (.ipynb) found in " + ", ".join(str(p) for p in paths))
     slots: list[Submission | None] = results if results is not None else []

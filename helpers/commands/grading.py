@@ -39,13 +39,15 @@ inputs and the results are compared with the answer key outside the kernel.
 from __future__ import annotations
 
 import ast
+import re
 import secrets
 from typing import Any
 
 MODULE = "_helpers_grader"  # the kernel-side module's name in sys.modules
 NAME = "__helpers_grader__"  # the name the rewritten check cells use; rebound before every check
 _GET = f"__import__('sys').modules[{MODULE!r}]"
-_MAX_REPLY = 50_000_000  # characters of a user expression's text/plain that are read at all
+_MAX_REPLY = 40_000_000  # characters of a user expression's text/plain that are read at all
+_STRING_REPR = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"', re.DOTALL)  # one str's repr
 
 # runs in the kernel before anything else; defines the kernel-side module
 BOOTSTRAP = r'''
@@ -347,8 +349,8 @@ def expression_value(reply: dict[str, Any] | None, key: str) -> str | None:
     try:  # the kernel wrote this reply: any level may be of any type, the text of any size or depth
         value = reply["content"]["user_expressions"][key] if reply["content"]["status"] == "ok" else {}
         text = value["data"]["text/plain"] if value["status"] == "ok" else ""
-        if not isinstance(text, str) or len(text) > _MAX_REPLY:
-            return None
+        if not isinstance(text, str) or len(text) > _MAX_REPLY or not _STRING_REPR.fullmatch(text):
+            return None  # only the repr of one string is parsed (a list of millions of items would take GBs)
         result = ast.literal_eval(text)
     except Exception:  # KeyError, TypeError, SyntaxError, RecursionError, MemoryError, ...
         return None

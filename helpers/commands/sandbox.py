@@ -94,8 +94,15 @@ def bubblewrap_prefix(writable: Path, shown: Iterable[Path] = (), hidden: Iterab
 
     repository = Path(__file__).resolve().parents[2]
     tmp = Path("/tmp").resolve()  # already replaced by the private /tmp
+    hidden = [*hidden, Path(tempfile.gettempdir())]  # where the other kernels' folders are, when TMPDIR is not /tmp
+    python = Path(sys.base_prefix).resolve()
     covered = sorted(
-        {str(Path(p).resolve()) for p in [repository, *hidden] if not Path(p).resolve().is_relative_to(tmp)}
+        {
+            str(Path(p).resolve())
+            for p in [repository, *hidden]
+            # not what /tmp already covers, nor / or a folder holding Python itself (the kernel could not start)
+            if not Path(p).resolve().is_relative_to(tmp) and not python.is_relative_to(Path(p).resolve())
+        }
     )
     folders: list[str | Path] = [sys.prefix, sys.base_prefix, repository / "helpers", *shown]
     keep = sorted({str(Path(p).resolve()) for p in folders if Path(p).exists()})

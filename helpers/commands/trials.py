@@ -35,8 +35,9 @@ _MAX_TEXT = 20_000_000  # characters of JSON accepted from a kernel
 class Trial:
     """Kernel-side code that sets ``result`` from the student's objects; ``SEED`` and ``run_answer`` are given.
 
-    ``run_answer(**inputs)`` runs the exercise's answer cells again with ``inputs``
-    bound as globals (for answers that are statements, not functions).
+    ``run_answer(**inputs)`` runs the exercise's answer cells again, one by one, with ``inputs``
+    bound as globals (for answers that are statements, not functions); afterwards every
+    name of the notebook is bound as before.
     """
 
     code: str
@@ -94,7 +95,7 @@ def __helpers_trials_install():
             return {"dict": [[plain(k, left, depth + 1), plain(v, left, depth + 1)] for k, v in value.items()]}
         return {"object": type(value).__module__ + "." + type(value).__qualname__}
 
-    def trial(code, seed, answer):
+    def trial(code, seed, answers):
         ns = dict(shell.user_ns)
         ns["SEED"] = seed
 
@@ -103,9 +104,9 @@ def __helpers_trials_install():
             saved = dict(shell.user_ns)
             shell.user_ns.update(inputs)
             try:
-                outcome = shell.run_cell(answer, store_history=False, silent=True)
+                for answer in answers:  # cell by cell, as in the notebook
+                    shell.run_cell(answer, store_history=False, silent=True).raise_error()
                 ns.update(shell.user_ns)
-                outcome.raise_error()
             finally:
                 shell.user_ns.clear()
                 shell.user_ns.update(saved)
@@ -135,9 +136,12 @@ del __helpers_trials_install
 """
 
 
-def expression(trial: Trial, seed: int, answer: str) -> str:
-    """The user expression that runs ``trial`` in the kernel (no input transformers run on it)."""
-    return f"{grading._GET}.trial({trial.code!r}, {int(seed)}, {answer!r})"
+def expression(trial: Trial, seed: int, answers: list[str]) -> str:
+    """The user expression that runs ``trial`` in the kernel (no input transformers run on it).
+
+    ``answers``: the sources of the exercise's answer cells, for run_answer.
+    """
+    return f"{grading._GET}.trial({trial.code!r}, {int(seed)}, {[str(a) for a in answers]!r})"
 
 
 def read(text: str | None) -> tuple[bool, Any]:

@@ -16,7 +16,13 @@ from .submissions import Exercise
 
 
 def kernel_setup(
-    root: Path, notebooks_dir: Path, data_dir: Path | None, threads: int, use_sandbox: bool, shown: Sequence[Path] = ()
+    root: Path,
+    notebooks_dir: Path,
+    data_dir: Path | None,
+    threads: int,
+    use_sandbox: bool,
+    shown: Sequence[Path] = (),
+    hidden: Sequence[Path] = (),
 ) -> tuple[Path, dict[str, str], list[str] | None]:
     """The kernel's working folder, environment and (with --sandbox) bubblewrap command in the private ``root``."""
     data = data_dir if data_dir is not None else Path(notebooks_dir).resolve().parent / "data"
@@ -25,7 +31,8 @@ def kernel_setup(
     env = sandbox.minimal_env(home, tmp, sandbox.new_marker(), threads)
     if not use_sandbox:
         return workdir, env, None
-    return workdir, env, sandbox.bubblewrap_prefix(root, [data, *shown], hidden=[notebooks_dir])
+    # out of sight: the teacher's solutions and the class's submissions (``hidden``)
+    return workdir, env, sandbox.bubblewrap_prefix(root, [data, *shown], hidden=[notebooks_dir, *hidden])
 
 
 def _workspace(root: Path, data_dir: Path | None) -> Path:
@@ -48,13 +55,14 @@ async def run_in_workspace(
     use_sandbox: bool,
     key: trials.AnswerKey | None,
     found: dict[int, str | None],
+    hidden: Sequence[Path] = (),
     **limits: Any,
 ) -> list[str]:
     """run_graded in a fresh private folder (removed afterwards); ``limits``: cell_timeout, notebook_timeout."""
     root = sandbox.temporary_root()  # mode 0700
     try:
         shown = [memo.folder] if memo is not None and memo.folder is not None else []
-        workdir, env, wrap = kernel_setup(root, notebooks_dir, data_dir, threads, use_sandbox, shown)
+        workdir, env, wrap = kernel_setup(root, notebooks_dir, data_dir, threads, use_sandbox, shown, hidden)
         with open(root / "kernel.log", "w", encoding="utf-8") as log:
             return await run_graded(
                 nb,
